@@ -1,0 +1,67 @@
+"""Shared command-line plumbing: data options, config overrides, error exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from typing import Callable
+
+from cl_bench.config import DataConfig
+from cl_bench.errors import CLBenchError, one_line
+from cl_bench.tasks import TASKS
+
+
+def quiet_third_party_warnings() -> None:
+    """Silence import-time noise of Avalanche's optional dependencies."""
+    warnings.filterwarnings("ignore", message="no QP solver found", module="qpsolvers")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-root", "--data_root", "--dataroot", dest="data_root", metavar="DIR",
+                       help="folder holding the three task folders (mini_voc_seg, mini_coco_det, "
+                            "imagenette_160 or their variants); default ./data, else the synthetic default")
+    for task in TASKS.values():
+        group.add_argument(f"--{task.name}-root", dest=f"{task.name}_root", metavar="DIR",
+                           help=f"{task.title} folder ({task.dataset}), overriding --data-root for this task")
+    group.add_argument("--synthetic", action="store_true",
+                       help="use the embedded synthetic default even when ./data exists")
+    group.add_argument("--det-classes", metavar="A,B,...",
+                       help="detection class names (default: the 10 most frequent in the training split)")
+    group.add_argument("--train-split", metavar="NAME", help="training split folder (default train)")
+    group.add_argument("--test-split", metavar="NAME", help="evaluation split folder (default val)")
+
+
+def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConfig:
+    """Override ``data`` with the command-line values that were given."""
+    if args.data_root:
+        data.root = args.data_root
+    for task in TASKS.values():
+        value = getattr(args, f"{task.name}_root", None)
+        if value:
+            data.roots[task.name] = value
+    if args.synthetic:
+        data.synthetic = True
+    if args.det_classes:
+        data.classes["det"] = [c.strip() for c in args.det_classes.split(",") if c.strip()]
+    if args.train_split:
+        data.train_split = args.train_split
+    if args.test_split:
+        data.test_split = args.test_split
+    return data
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run a command; user errors become one line on stderr and exit code 1."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_third_party_warnings()
+    try:
+        return command()
+    except CLBenchError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: completed work is saved; run the same command again to resume", file=sys.stderr)
+        return 130

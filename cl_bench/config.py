@@ -1,0 +1,106 @@
+"""Typed configuration: dataclasses, loaded from YAML and overridden from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cl_bench.errors import CLBenchError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is fed.
+
+    ``root`` holds the three task folders; ``roots`` overrides single tasks
+    (``{"seg": path}``). With neither, ``./data`` is used when it exists, else
+    the synthetic default is written and used.
+    """
+
+    root: str | None = None
+    roots: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
+    synthetic_seed: int = 0
+    synthetic_size: int = 96  # pixel size of the written synthetic images
+    synthetic_train: int = 40  # synthetic images per task in train (val: a quarter)
+    order: list[str] = field(default_factory=lambda: ["seg", "det", "cls"])
+    train_split: str = "train"
+    test_split: str = "val"
+    image_size: int = 512
+    augment: bool = True
+    classes: dict[str, list[str]] = field(default_factory=dict)
+    det_top_k: int = 10
+    num_workers: int = 0
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def _convert(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise CLBenchError(f"{where}: expected a mapping")
+        return from_dict(kind, value, where)
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        if value is None and type(None) in args:
+            return None
+        return _convert(value, next(a for a in args if a is not type(None)), where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise CLBenchError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise CLBenchError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CLBenchError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise CLBenchError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read a YAML config file (or the defaults when ``path`` is None)."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise CLBenchError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise CLBenchError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise CLBenchError(f"{path}: expected a mapping at the top level")
+    return from_dict(Config, values, str(path))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,74 @@
+"""The Avalanche task-incremental benchmark: one experience per task, task
+labels in the configured order, ONE collate shared by all tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+from avalanche.benchmarks.utils import AvalancheDataset, ConstantSequence, DataAttribute, make_avalanche_dataset
+from avalanche.benchmarks.utils.transform_groups import TransformGroups
+
+from cl_bench.config import Config, DataConfig
+from cl_bench.errors import CLBenchError
+from cl_bench.tasks import TASKS, get_task
+from scenarios.collate import collate_multitask
+from scenarios.common import TaskSplit
+from scenarios.layout import DataSource, resolve_data
+from scenarios.transforms import eval_transform, train_transform
+
+
+class TaskIncrementalBenchmark(CLScenario):
+    """A CLScenario with ``train_stream`` and ``test_stream`` (experience i =
+    task ``tasks[i]``, task label i), plus what evaluation and reports need:
+    the task order, class lists, raw splits and where the data came from."""
+
+    def __init__(self, scenario: CLScenario, tasks: list[str], classes: dict[str, list[str]],
+                 splits: dict[str, dict[str, TaskSplit]], source: DataSource, image_size: int):
+        super().__init__(scenario.streams.values())
+        self.tasks = tasks
+        self.classes = classes
+        self.splits = splits
+        self.source = source
+        self.image_size = image_size
+
+
+def task_order(data: DataConfig) -> list[str]:
+    """The configured order as short task names; must be a permutation of the tasks."""
+    try:
+        order = [get_task(name).name for name in data.order]
+    except ValueError as error:
+        raise CLBenchError(f"order: {error}") from None
+    if sorted(order) != sorted(TASKS):
+        raise CLBenchError(f"order: {','.join(data.order)} is not a permutation of {','.join(TASKS)}")
+    return order
+
+
+def as_avalanche(split: TaskSplit, task_label: int, transforms: TransformGroups) -> AvalancheDataset:
+    """Wrap a raw split: samples become ``(image, target, task_label)``."""
+    labels = DataAttribute(ConstantSequence(task_label, len(split)), "targets_task_labels", use_in_getitem=True)
+    return make_avalanche_dataset(split, data_attributes=[labels], transform_groups=transforms,
+                                  collate_fn=collate_multitask)
+
+
+def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
+    """Read the three datasets and build the task-incremental benchmark."""
+    data = config.data
+    order = task_order(data)
+    source = resolve_data(data, order)
+    classes: dict[str, list[str]] = {}
+    splits: dict[str, dict[str, TaskSplit]] = {"train": {}, "test": {}}
+    streams: dict[str, list[AvalancheDataset]] = {"train": [], "test": []}
+    groups = {"train": train_transform(data.image_size, data.augment), "eval": eval_transform(data.image_size)}
+    for label, name in enumerate(order):
+        task, root = TASKS[name], source.roots[name]
+        classes[name] = task.resolve_classes(root, data)
+        for stream, split_name in (("train", data.train_split), ("test", data.test_split)):
+            split = task.open_split(Path(root), split_name, classes[name])
+            splits[stream][name] = split
+            dataset = as_avalanche(split, label, TransformGroups(groups))
+            streams[stream].append(dataset.train() if stream == "train" else dataset.eval())
+    scenario = with_task_labels(benchmark_from_datasets(**streams))
+    return TaskIncrementalBenchmark(scenario, order, classes, splits, source, data.image_size)

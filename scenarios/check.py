@@ -1,0 +1,95 @@
+"""`data check`: read every split of every task, decode every file, and
+summarise what was found and what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from cl_bench.config import DataConfig
+from cl_bench.errors import DataError
+from cl_bench.tasks import TASKS
+from scenarios.common import SplitReport
+from scenarios.layout import resolve_data
+
+MAX_ERRORS_SHOWN = 10
+
+
+@dataclass
+class SplitCheck:
+    """What was found in one split (``report``) and the errors met reading it."""
+
+    task: str
+    split: str
+    report: SplitReport | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _check_task(name: str, data: DataConfig, root, verify: bool, progress: bool) -> list[SplitCheck]:
+    task = TASKS[name]
+    try:
+        classes = task.resolve_classes(root, data)
+    except DataError as error:
+        return [SplitCheck(name, data.train_split, errors=[str(error)])]
+    checks = []
+    for split_name in task.split_type.splits(root):
+        check = SplitCheck(name, split_name)
+        checks.append(check)
+        try:
+            split = task.open_split(root, split_name, classes)
+            check.report = split.report()
+        except DataError as error:
+            check.errors.append(str(error))
+            continue
+        if verify:
+            for index in tqdm(range(len(split)), desc=f"{name}/{split_name}", leave=False, disable=not progress):
+                try:
+                    split.load(index)
+                except DataError as error:
+                    check.errors.append(str(error))
+    return checks
+
+
+def check_data(data: DataConfig, verify: bool = True, progress: bool = True) -> tuple[str, list[SplitCheck]]:
+    """Check every split of every task; returns the data source's description and the checks."""
+    source = resolve_data(data)
+    checks = []
+    for name, root in source.roots.items():
+        checks.extend(_check_task(name, data, root, verify, progress))
+    return source.description, checks
+
+
+def _details(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def format_checks(description: str, checks: list[SplitCheck]) -> str:
+    """The summary table, each split's statistics, then warnings and errors."""
+    rows = [{
+        "task": TASKS[c.task].title,
+        "split": c.split,
+        "images": c.report.images if c.report else "-",
+        "classes": c.report.classes if c.report else "-",
+        "warnings": len(c.report.warnings) if c.report else 0,
+        "errors": len(c.errors),
+    } for c in checks]
+    lines = [f"data: {description}", "", pd.DataFrame(rows).to_string(index=False), ""]
+    for c in checks:
+        if c.report:
+            lines.append(f"{c.task}/{c.split}:")
+            lines += [f"  {key}: {_details(value)}" for key, value in c.report.stats.items()]
+            lines += [f"  warning: {w}" for w in c.report.warnings]
+    problems = [e for c in checks for e in c.errors]
+    if problems:
+        lines += ["", f"{len(problems)} problem(s) found:"]
+        lines += [f"  {e}" for e in problems[:MAX_ERRORS_SHOWN]]
+        if len(problems) > MAX_ERRORS_SHOWN:
+            lines.append(f"  ... and {len(problems) - MAX_ERRORS_SHOWN} more")
+    else:
+        lines += ["", "no problems found"]
+    return "\n".join(lines)
