@@ -5,6 +5,7 @@ sequence under a continual-learning strategy, and measure what it forgets.
 Commands:
   python run_bench.py data check [--data-root DIR]   summarise and validate the datasets
   python run_bench.py data prepare --out data        build the minis from the official releases
+  python run_bench.py check-model [--config X]       check the model against the challenge rules
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from cl_bench.cli import run_command
 from cl_bench.data_commands import add_data_commands
+from cl_bench.model_commands import add_model_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_data_commands(commands)
+    add_model_commands(commands)
     return parser
 
 

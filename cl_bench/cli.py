@@ -8,7 +8,7 @@ import sys
 import warnings
 from typing import Callable
 
-from cl_bench.config import DataConfig
+from cl_bench.config import Config, DataConfig, load_config
 from cl_bench.errors import CLBenchError, one_line
 from cl_bench.tasks import TASKS
 
@@ -51,6 +51,35 @@ def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConf
     if args.test_split:
         data.test_split = args.test_split
     return data
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from cl_bench.model.backbones import BACKBONES
+    from cl_bench.model.neck import NECKS
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--config", metavar="YAML", help="experiment config (see experiments/); flags override it")
+    group.add_argument("--backbone", choices=sorted(BACKBONES), help="backbone (default mobilenet_v3_small)")
+    group.add_argument("--backbone-weights", metavar="none|imagenet|FILE",
+                       help="backbone initialisation: none (random), imagenet (torchvision download), or a local "
+                            "state_dict file / folder of such files (e.g. $CL_BENCH_WEIGHTS)")
+    group.add_argument("--neck", choices=NECKS, help="fpn (one FPN layer) or convbnrelu (<= 2 layers)")
+    group.add_argument("--image-size", type=int, metavar="PX", help="square input size for every task")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The YAML config (or defaults) with the command-line overrides applied."""
+    config = load_config(getattr(args, "config", None))
+    if hasattr(args, "data_root"):
+        apply_data_arguments(config.data, args)
+    for flag, section, key in (("backbone", config.model, "backbone"),
+                               ("backbone_weights", config.model, "backbone_weights"),
+                               ("neck", config.model, "neck"), ("image_size", config.data, "image_size")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(section, key, value)
+    return config
 
 
 def run_command(command: Callable[[], int]) -> int:

@@ -42,10 +42,69 @@ class DataConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Backbone + neck + one head (challenge: < 8 M parameters, head of 2-3 layers).
+
+    ``backbone_weights``: ``none`` (random), ``imagenet`` (torchvision's
+    download), or a local state_dict file / a folder holding ``<backbone>*.pth``.
+    """
+
+    backbone: str = "mobilenet_v3_small"
+    backbone_weights: str = "none"
+    neck: str = "fpn"  # fpn (one FPN layer) | convbnrelu
+    neck_layers: int = 2  # convbnrelu only: 1 or 2
+    neck_channels: int = 128
+    head_layers: int = 3  # 2 or 3
+    head_channels: int = 128
+    bn_momentum: float = 0.1  # torchvision's MobileNets use 0.01: too slow for short runs
+
+
+@dataclass
+class SegOptions:
+    """Segmentation: cross-entropy with ignore index 255."""
+
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class DetOptions:
+    """Detection: anchor-free centre assignment on the stride-16 grid."""
+
+    objectness: str = "focal"  # focal (torchvision sigmoid_focal_loss) | bce
+    neighbours: bool = True  # also assign the two nearest neighbour cells
+    obj_weight: float = 1.0
+    cls_weight: float = 1.0
+    giou_weight: float = 2.0
+    l1_weight: float = 2.0
+    score_threshold: float = 0.001
+    nms_iou: float = 0.6
+    max_detections: int = 100
+    pre_nms_top_k: int = 1000
+
+
+@dataclass
+class ClsOptions:
+    """Classification: cross-entropy, optional label smoothing."""
+
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TasksConfig:
+    """Per-task loss and decoding options, by task name."""
+
+    seg: SegOptions = field(default_factory=SegOptions)
+    det: DetOptions = field(default_factory=DetOptions)
+    cls: ClsOptions = field(default_factory=ClsOptions)
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of a run."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

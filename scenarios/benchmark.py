@@ -53,6 +53,12 @@ def as_avalanche(split: TaskSplit, task_label: int, transforms: TransformGroups)
                                   collate_fn=collate_multitask)
 
 
+def eval_dataset(split: TaskSplit, task_label: int, image_size: int) -> AvalancheDataset:
+    """A split as evaluation sees it: resized and normalised, no augmentation."""
+    transforms = TransformGroups({"train": eval_transform(image_size), "eval": eval_transform(image_size)})
+    return as_avalanche(split, task_label, transforms).eval()
+
+
 def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
     """Read the three datasets and build the task-incremental benchmark."""
     data = config.data

@@ -25,12 +25,14 @@ class TaskTargets:
 
     ``rows`` are the row indices in the minibatch; ``index`` the dataset indices
     and ``orig_size`` the (H, W) before resizing, for mapping predictions back;
-    ``fields`` the task's own targets (stacked tensors or per-sample lists).
+    ``input_size`` the (H, W) of the minibatch images, in whose pixels boxes
+    are given; ``fields`` the task's own targets (stacked tensors or lists).
     """
 
     rows: torch.Tensor
     index: torch.Tensor
     orig_size: torch.Tensor
+    input_size: tuple[int, int]
     fields: dict[str, Any]
 
     def __getitem__(self, key: str) -> Any:
@@ -42,6 +44,7 @@ class TaskTargets:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "TaskTargets":
         return TaskTargets(
             *(_move(v, device, non_blocking) for v in (self.rows, self.index, self.orig_size)),
+            self.input_size,
             {k: _move(v, device, non_blocking) for k, v in self.fields.items()},
         )
 
@@ -84,6 +87,7 @@ def collate_multitask(samples: list[tuple]) -> list[Any]:
             rows=torch.tensor(rows, dtype=torch.int64),
             index=torch.tensor([t["index"] for t in targets], dtype=torch.int64),
             orig_size=torch.tensor([t["orig_size"] for t in targets], dtype=torch.int64).reshape(-1, 2),
+            input_size=(images.shape[-2], images.shape[-1]),
             fields=TASKS[name].collate_targets(targets),
         )
     extra = [torch.as_tensor([s[k] for s in samples]) for k in range(2, len(samples[0]))]

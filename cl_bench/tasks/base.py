@@ -1,5 +1,10 @@
 """The Task: everything one task (seg, det, cls) declares, so the rest of the
-harness can loop over tasks instead of branching on their names."""
+harness loops over tasks instead of branching on their names.
+
+A task declares its dataset reader and class list, its channels of the
+unified head output and the view the model returns for it, its loss, its
+decoding, its metric and its distillation term (for LwF).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +15,44 @@ import torch
 
 if TYPE_CHECKING:
     from cl_bench.config import DataConfig
+    from scenarios.collate import TaskTargets
     from scenarios.common import TaskSplit
 
 
-class Task:
-    """Base class of the three tasks. Subclasses set the class attributes and
-    implement the per-task hooks."""
+class TaskMetric:
+    """Accumulates one task's predictions over a split; ``result()`` gives
+    ``{metric name: value}`` with the task's primary metric first."""
 
-    name: ClassVar[str]  # short name used in configs, CSVs and task labels: seg, det, cls
+    def update(self, output: torch.Tensor, targets: TaskTargets) -> None:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class Task:
+    """Base class of the three tasks."""
+
+    name: ClassVar[str]  # short name used in configs, CSVs and outputs: seg, det, cls
     title: ClassVar[str]  # long name: segmentation, detection, classification
     dataset: ClassVar[str]  # the challenge's dataset name
     folder_names: ClassVar[tuple[str, ...]]  # accepted folder names below a data root
     split_type: ClassVar[type[TaskSplit]]  # the reader
+    metrics: ClassVar[tuple[str, ...]]  # metric names, primary first
+    options_type: ClassVar[type]  # its options dataclass (cl_bench.config)
+
+    def __init__(self, options: Any | None = None):
+        self.options = options if options is not None else self.options_type()
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
 
     @property
     def aliases(self) -> tuple[str, ...]:
         return (self.name, self.title)
 
+    # ---- data ---------------------------------------------------------------------
     def resolve_classes(self, task_root: Path, data: DataConfig) -> list[str]:
         """The class list shared by every split, read from the training split."""
         return self.split_type.resolve_classes(task_root, data.train_split, data.classes.get(self.name))
@@ -38,9 +64,48 @@ class Task:
         """Stack this task's own target fields of a sub-batch."""
         raise NotImplementedError
 
+    # ---- model output -------------------------------------------------------------
+    def channels(self, num_classes: int) -> int:
+        """Channels of the unified head output this task reads."""
+        return num_classes
+
+    def view(self, raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+        """This task's output from its channel slice of the stride-16 head output."""
+        return raw
+
+    def initial_bias(self, num_classes: int) -> torch.Tensor:
+        """Initial bias of this task's output channels."""
+        return torch.zeros(self.channels(num_classes))
+
+    # ---- learning -----------------------------------------------------------------
+    def loss(self, output: torch.Tensor, targets: TaskTargets) -> dict[str, torch.Tensor]:
+        """Loss terms of this task's rows; ``"loss"`` is their weighted total."""
+        raise NotImplementedError
+
+    def distillation(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """How far the student's output is from a frozen teacher's, on any input."""
+        raise NotImplementedError
+
+    # ---- evaluation ---------------------------------------------------------------
+    def decode(self, output: torch.Tensor, targets: TaskTargets) -> list[Any]:
+        """Per-sample predictions in original image coordinates."""
+        raise NotImplementedError
+
+    def metric(self, split: TaskSplit) -> TaskMetric:
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
 
 def stack_field(targets: list[dict[str, Any]], key: str) -> torch.Tensor:
     return torch.stack([torch.as_tensor(t[key]).as_subclass(torch.Tensor) for t in targets])
+
+
+def kl_divergence(student: torch.Tensor, teacher: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:
+    """Hinton's distillation term: KL(teacher || student) of softened
+    distributions along ``dim``, averaged over the other positions, times T^2."""
+    log_p_student = torch.log_softmax(student / temperature, dim=dim)
+    log_p_teacher = torch.log_softmax(teacher / temperature, dim=dim)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=dim)
+    return kl.mean() * temperature**2

@@ -1,13 +1,31 @@
-"""Image classification on Imagenette-160."""
+"""Image classification on Imagenette-160: Top-1 and Top-5."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from cl_bench.tasks.base import Task
+from cl_bench.config import ClsOptions
+from cl_bench.metrics import top_k_correct
+from cl_bench.tasks.base import Task, TaskMetric, kl_divergence
 from scenarios.imagenette import ImagenetteSplit
+
+
+class ClassificationMetric(TaskMetric):
+    def __init__(self):
+        self.top1 = self.top5 = self.count = 0
+
+    def update(self, output: torch.Tensor, targets) -> None:
+        labels = targets["label"].to(output.device)
+        self.top1 += top_k_correct(output, labels, 1)
+        self.top5 += top_k_correct(output, labels, 5)
+        self.count += len(labels)
+
+    def result(self) -> dict[str, float]:
+        n = max(self.count, 1)
+        return {"top1": self.top1 / n, "top5": self.top5 / n}
 
 
 class ClassificationTask(Task):
@@ -16,6 +34,25 @@ class ClassificationTask(Task):
     dataset = "Imagenette-160"
     folder_names = ("imagenette_160", "imagenette-160", "imagenette160", "imagenette")
     split_type = ImagenetteSplit
+    metrics = ("top1", "top5")
+    options_type = ClsOptions
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {"label": torch.tensor([int(t["label"]) for t in targets], dtype=torch.int64)}
+
+    def view(self, raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+        """Class logits: global average pool of this task's channels."""
+        return raw.mean(dim=(2, 3))
+
+    def loss(self, output: torch.Tensor, targets) -> dict[str, torch.Tensor]:
+        ce = F.cross_entropy(output, targets["label"], label_smoothing=self.options.label_smoothing)
+        return {"loss": ce, "ce": ce.detach()}
+
+    def distillation(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        return kl_divergence(student, teacher, temperature, dim=1)
+
+    def decode(self, output: torch.Tensor, targets) -> list[int]:
+        return output.argmax(dim=1).tolist()
+
+    def metric(self, split: ImagenetteSplit) -> ClassificationMetric:
+        return ClassificationMetric()

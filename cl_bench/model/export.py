@@ -1,0 +1,68 @@
+"""The self-describing weights file eval.py reads: state_dict + model config +
+class lists + task options + preprocessing, loadable with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cl_bench.atomic import atomic_path
+from cl_bench.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TasksConfig, from_dict
+from cl_bench.errors import CLBenchError
+from cl_bench.model.unified import UnifiedModel, build_model
+from cl_bench.tasks import build_tasks
+
+FORMAT = "cl_bench.weights/1"
+
+
+def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: TasksConfig,
+                 meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` with everything needed to rebuild and evaluate it."""
+    config = dataclasses.replace(model.config, backbone_weights="none")  # weights come from the state_dict
+    payload = {
+        "format": FORMAT,
+        "model": dataclasses.asdict(config),
+        "tasks": dataclasses.asdict(tasks),
+        "classes": model.classes,
+        "preprocess": {"image_size": image_size, "resize": "square", "mean": list(IMAGENET_MEAN),
+                       "std": list(IMAGENET_STD)},
+        "meta": meta or {},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+@dataclasses.dataclass
+class LoadedWeights:
+    model: UnifiedModel
+    tasks: TasksConfig
+    image_size: int
+    meta: dict[str, Any]
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> LoadedWeights:
+    """Rebuild the model of a weights file; any problem is one CLBenchError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CLBenchError(f"{path}: weights file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CLBenchError(f"{path}: not a readable weights file ({str(error).splitlines()[0][:100]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CLBenchError(f"{path}: not a cl_bench weights file (export one with `run_bench.py export`)")
+    try:
+        model_config = from_dict(ModelConfig, payload["model"], f"{path}:model")
+        tasks = from_dict(TasksConfig, payload["tasks"], f"{path}:tasks")
+        model = build_model(model_config, payload["classes"], build_tasks(tasks))
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, RuntimeError) as error:
+        detail = " ".join(str(error).split())[:160]
+        raise CLBenchError(f"{path}: weights do not match their model description ({detail})") from None
+    return LoadedWeights(model.to(device).eval(), tasks, int(payload["preprocess"]["image_size"]),
+                         payload.get("meta", {}))

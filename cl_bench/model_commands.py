@@ -1,0 +1,41 @@
+"""`run_bench.py check-model`: the challenge's model rules on the configured model."""
+
+from __future__ import annotations
+
+import argparse
+
+from cl_bench.cli import add_model_arguments, config_from_args
+from cl_bench.config import Config
+
+
+def add_model_commands(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check-model", help="check the model against the challenge rules (params, head, neck, latency)",
+        description="Build the configured model and print its parameters (total and per part), head layer count "
+                    "and single-branch check, neck rule and latency per 512x512 image (batch 1, eval mode, "
+                    "median after warm-up) on this device, each with PASS/FAIL against the challenge limits.")
+    add_model_arguments(parser)
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.set_defaults(handler=check_model_command)
+
+
+def placeholder_classes(config: Config) -> dict[str, list[str]]:
+    """Class lists of the configured sizes, for building a model without data."""
+    sizes = {"seg": 21, "det": config.data.det_top_k, "cls": 10}
+    return {name: config.data.classes.get(name) or [f"{name}{i}" for i in range(n)] for name, n in sizes.items()}
+
+
+def check_model_command(args: argparse.Namespace) -> int:
+    from cl_bench.constraints import check_model, format_checks
+    from cl_bench.devices import resolve_device
+    from cl_bench.model import build_model
+    from cl_bench.tasks import build_tasks
+
+    config = config_from_args(args)
+    model = build_model(config.model, placeholder_classes(config), build_tasks(config.tasks))
+    m = config.model
+    print(f"model: {m.backbone} (weights: {m.backbone_weights}) + {m.neck} neck ({m.neck_channels} ch) + "
+          f"{m.head_layers}-layer head ({m.head_channels} ch)")
+    checks = check_model(model, resolve_device(args.device), latency=not args.no_latency)
+    print(format_checks(checks))
+    return 1 if any(c.passed is False for c in checks) else 0

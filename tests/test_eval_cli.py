@@ -1,0 +1,97 @@
+"""eval.py (the grader's command) and check-model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cl_bench.config import Config, DataConfig
+from cl_bench.evaluation import evaluate_task
+from cl_bench.model import build_model
+from cl_bench.model.export import load_weights, save_weights
+from cl_bench.single_task import train_single_task
+from cl_bench.tasks import build_tasks
+from run_bench import main as run_bench
+from scenarios.benchmark import build_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_eval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "eval.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root, tmp_path_factory):
+    """A model trained briefly on every task, saved; with its in-process metrics."""
+    config = Config(DataConfig(root=str(synthetic_root), image_size=64))
+    benchmark = build_benchmark(config)
+    tasks = build_tasks(config.tasks)
+    torch.manual_seed(0)
+    model = build_model(config.model, benchmark.classes, tasks)
+    for name in benchmark.tasks:
+        train_single_task(model, benchmark, tasks[name], epochs=3, batch_size=4)
+    metrics = {name: evaluate_task(model, tasks[name], benchmark.test_stream[i].dataset,
+                                   benchmark.splits["test"][name]) for i, name in enumerate(benchmark.tasks)}
+    path = save_weights(model, tmp_path_factory.mktemp("weights") / "model.pt", 64, config.tasks)
+    return path, metrics
+
+
+def test_eval_prints_the_in_process_metrics(trained, synthetic_root, tmp_path):
+    path, metrics = trained
+    result = run_eval("--weights", str(path), "--data_root", str(synthetic_root), "--tasks", "all",
+                      "--json", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    assert f"mAP {metrics['det']['mAP']:.4f}" in result.stdout
+    assert f"mIoU {metrics['seg']['mIoU']:.4f}" in result.stdout
+    assert f"Top-1 {metrics['cls']['top1']:.4f}" in result.stdout
+    written = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    for name in metrics:
+        assert written[name] == pytest.approx(metrics[name], abs=1e-12)
+
+
+def test_eval_one_task_any_split_and_long_names(trained, synthetic_root, tmp_path):
+    import shutil
+
+    path, metrics = trained
+    shutil.copytree(synthetic_root / "imagenette_160" / "val", tmp_path / "imagenette-160" / "test")
+    result = run_eval("--weights", str(path), "--dataroot", str(tmp_path), "--tasks", "classification",
+                      "--split", "test")
+    assert result.returncode == 0, result.stderr
+    assert f"Top-1 {metrics['cls']['top1']:.4f}" in result.stdout and "mIoU" not in result.stdout
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "foreign", "mismatched"])
+def test_bad_weights_files_are_one_line_errors(trained, synthetic_root, tmp_path, problem):
+    path = tmp_path / "w.pt"
+    if problem == "corrupt":
+        path.write_bytes(trained[0].read_bytes()[:1000])
+    elif problem == "foreign":
+        torch.save({"weight": torch.zeros(3)}, path)
+    elif problem == "mismatched":
+        payload = torch.load(trained[0], weights_only=True)
+        payload["classes"]["cls"] = payload["classes"]["cls"][:5]
+        torch.save(payload, path)
+    result = run_eval("--weights", str(path), "--data_root", str(synthetic_root))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), result.stderr
+
+
+def test_weights_file_loads_with_weights_only(trained):
+    payload = torch.load(trained[0], weights_only=True)
+    assert {"format", "model", "tasks", "classes", "preprocess", "state_dict"} <= set(payload)
+    assert load_weights(trained[0]).image_size == 64
+
+
+def test_check_model_passes_the_challenge_rules(capsys):
+    assert run_bench(["check-model"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  parameters" in out and "PASS  head layers         3" in out
+    assert "PASS  head single branch  yes" in out and "PASS  neck                1 FPN layer" in out
+    assert "latency 512x512" in out and "ms on" in out
