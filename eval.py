@@ -73,7 +73,7 @@ def evaluate(args: argparse.Namespace) -> int:
     for label, name in enumerate(names):
         task = tasks[name]
         split = task.open_split(source.roots[name], args.split, loaded.model.classes[name])
-        metrics = evaluate_task(loaded.model, task, eval_dataset(split, label, loaded.image_size), split, device,
+        metrics = evaluate_task(loaded.prepare_for(name), task, eval_dataset(split, label, loaded.image_size), split, device,
                                 args.batch_size)
         results[name] = metrics
         primary, *others = task.metrics

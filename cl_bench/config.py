@@ -34,7 +34,7 @@ class DataConfig:
     order: list[str] = field(default_factory=lambda: ["seg", "det", "cls"])
     train_split: str = "train"
     test_split: str = "val"
-    image_size: int = 512
+    image_size: int = 64  # the challenge uses 512 (experiments/challenge.yaml)
     augment: bool = True
     classes: dict[str, list[str]] = field(default_factory=dict)
     det_top_k: int = 10
@@ -99,12 +99,54 @@ class TasksConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Optimisation of each experience (AdamW, cosine decay per experience).
+
+    ``epochs`` / ``lr`` apply to every experience unless ``epochs_per_task`` /
+    ``lr_per_task`` name the task (``{"det": 30}``). ``task_weights`` scale each
+    task's loss in mixed (replay, joint) minibatches.
+    """
+
+    epochs: int = 30
+    epochs_per_task: dict[str, int] = field(default_factory=dict)
+    lr: float = 3e-3
+    lr_per_task: dict[str, float] = field(default_factory=dict)
+    weight_decay: float = 1e-4
+    batch_size: int = 8
+    warmup_steps: int = 0
+    bn_policy: str = "train"  # train | freeze_after_first | per_task
+    task_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StrategyConfig:
+    """Which continual-learning strategy, and its options (see ``strategies/``)."""
+
+    name: str = "naive"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    out: str = "results"
+    device: str = "auto"
+    eval_batch_size: int = 16
+    checkpoints: bool = True  # keep each experience's state for resuming
+    logger: str = "tqdm"  # tqdm | text | tensorboard
+    progress: bool = True
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of a run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

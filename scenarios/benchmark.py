@@ -8,7 +8,8 @@ from pathlib import Path
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.benchmarks.scenarios.task_aware import with_task_labels
-from avalanche.benchmarks.utils import AvalancheDataset, ConstantSequence, DataAttribute, make_avalanche_dataset
+from avalanche.benchmarks.utils import AvalancheDataset, ConstantSequence, DataAttribute
+from avalanche.benchmarks.utils.utils import TaskSet
 from avalanche.benchmarks.utils.transform_groups import TransformGroups
 
 from cl_bench.config import Config, DataConfig
@@ -18,6 +19,29 @@ from scenarios.collate import collate_multitask
 from scenarios.common import TaskSplit
 from scenarios.layout import DataSource, resolve_data
 from scenarios.transforms import eval_transform, train_transform
+
+
+class TaskAwareDataset(AvalancheDataset):
+    """An AvalancheDataset with task labels and Avalanche's task-aware API
+    (``task_set``, used by the replay loader), for targets of any kind; subsets
+    and concatenations keep the current transform group."""
+
+    @property
+    def task_pattern_indices(self):
+        return self.targets_task_labels.val_to_idx
+
+    @property
+    def task_set(self) -> TaskSet:
+        return TaskSet(self)
+
+    def subset(self, indices):
+        return super().subset(indices).with_transforms(self._flat_data._transform_groups.current_group)
+
+    def concat(self, other):
+        return super().concat(other).with_transforms(self._flat_data._transform_groups.current_group)
+
+    def __hash__(self):
+        return id(self)
 
 
 class TaskIncrementalBenchmark(CLScenario):
@@ -46,14 +70,14 @@ def task_order(data: DataConfig) -> list[str]:
     return order
 
 
-def as_avalanche(split: TaskSplit, task_label: int, transforms: TransformGroups) -> AvalancheDataset:
+def as_avalanche(split: TaskSplit, task_label: int, transforms: TransformGroups) -> TaskAwareDataset:
     """Wrap a raw split: samples become ``(image, target, task_label)``."""
     labels = DataAttribute(ConstantSequence(task_label, len(split)), "targets_task_labels", use_in_getitem=True)
-    return make_avalanche_dataset(split, data_attributes=[labels], transform_groups=transforms,
-                                  collate_fn=collate_multitask)
+    return TaskAwareDataset([split], data_attributes=[labels], transform_groups=transforms,
+                            collate_fn=collate_multitask)
 
 
-def eval_dataset(split: TaskSplit, task_label: int, image_size: int) -> AvalancheDataset:
+def eval_dataset(split: TaskSplit, task_label: int, image_size: int) -> TaskAwareDataset:
     """A split as evaluation sees it: resized and normalised, no augmentation."""
     transforms = TransformGroups({"train": eval_transform(image_size), "eval": eval_transform(image_size)})
     return as_avalanche(split, task_label, transforms).eval()
@@ -66,7 +90,7 @@ def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
     source = resolve_data(data, order)
     classes: dict[str, list[str]] = {}
     splits: dict[str, dict[str, TaskSplit]] = {"train": {}, "test": {}}
-    streams: dict[str, list[AvalancheDataset]] = {"train": [], "test": []}
+    streams: dict[str, list[TaskAwareDataset]] = {"train": [], "test": []}
     groups = {"train": train_transform(data.image_size, data.augment), "eval": eval_transform(data.image_size)}
     for label, name in enumerate(order):
         task, root = TASKS[name], source.roots[name]

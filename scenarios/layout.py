@@ -55,7 +55,8 @@ def resolve_data(data: DataConfig, tasks: list[str] | None = None) -> DataSource
 
         root = ensure_synthetic(seed=data.synthetic_seed, size=data.synthetic_size, n_train=data.synthetic_train)
         roots = {name: find_task_folder(TASKS[name], root) for name in names}
-        return DataSource(roots, True, f"synthetic default (seed {data.synthetic_seed}) in {root}")
+        why = "" if data.synthetic else "no --data-root given and no ./data folder: "
+        return DataSource(roots, True, f"{why}synthetic default (seed {data.synthetic_seed}) in {root}")
     base = Path(data.root) if data.root else DEFAULT_DATA_ROOT
     roots: dict[str, Path] = {}
     for name in names:

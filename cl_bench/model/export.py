@@ -13,14 +13,17 @@ from cl_bench.atomic import atomic_path
 from cl_bench.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TasksConfig, from_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.model.unified import UnifiedModel, build_model
+from cl_bench.training.batchnorm import load_stats
 from cl_bench.tasks import build_tasks
 
 FORMAT = "cl_bench.weights/1"
 
 
 def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: TasksConfig,
-                 meta: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` with everything needed to rebuild and evaluate it."""
+                 meta: dict[str, Any] | None = None,
+                 bn_stats: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write ``model`` with everything needed to rebuild and evaluate it.
+    ``bn_stats`` (BN policy ``per_task``) holds each task's BatchNorm statistics."""
     config = dataclasses.replace(model.config, backbone_weights="none")  # weights come from the state_dict
     payload = {
         "format": FORMAT,
@@ -30,6 +33,7 @@ def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: 
         "preprocess": {"image_size": image_size, "resize": "square", "mean": list(IMAGENET_MEAN),
                        "std": list(IMAGENET_STD)},
         "meta": meta or {},
+        "bn_stats": bn_stats or {},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp:
@@ -43,6 +47,13 @@ class LoadedWeights:
     tasks: TasksConfig
     image_size: int
     meta: dict[str, Any]
+    bn_stats: dict[str, dict[str, torch.Tensor]]
+
+    def prepare_for(self, task: str) -> UnifiedModel:
+        """The model, with the task's own BatchNorm statistics when it has them."""
+        if task in self.bn_stats:
+            load_stats(self.model, self.bn_stats[task])
+        return self.model
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> LoadedWeights:
@@ -65,4 +76,4 @@ def load_weights(path: str | Path, device: str = "cpu") -> LoadedWeights:
         detail = " ".join(str(error).split())[:160]
         raise CLBenchError(f"{path}: weights do not match their model description ({detail})") from None
     return LoadedWeights(model.to(device).eval(), tasks, int(payload["preprocess"]["image_size"]),
-                         payload.get("meta", {}))
+                         payload.get("meta", {}), payload.get("bn_stats", {}))

@@ -1,0 +1,317 @@
+"""Result matrices, forgetting, the pass/fail summary and the result files.
+
+Input everywhere is tidy metric records, one row per value, with the columns
+``run_id, strategy, seed, order, train_exp, eval_task, metric, value``:
+``train_exp`` is the training experience (stage) after which the evaluation
+happened, ``eval_task`` the task evaluated. From them:
+
+* ``R = metric_matrix(...)``: ``R[i][j]`` = task j's metric after experience i;
+* ``forgetting_matrix(R)``: drop of each learned task from its best earlier value;
+* ``summarize(R, order)``: base/final per task, relative and absolute drops,
+  pass/fail (see ``PASS_DEFINITION``), backward transfer.
+
+Files of one run (``results/<run_id>/``): ``metrics.csv``, ``matrix_<metric>.csv``,
+``forgetting_<primary metric>.csv``, ``summary.json``; one row per run in
+``results/runs.csv`` (columns ``RUNS_COLUMNS``). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cl_bench.atomic import atomic_path, write_text
+from cl_bench.errors import CLBenchError
+
+PRIMARY: dict[str, str] = {"seg": "mIoU", "det": "mAP", "cls": "top1"}
+SECONDARY: dict[str, str] = {"seg": "pixel_acc", "det": "mAP50", "cls": "top5"}
+
+RECORD_COLUMNS: list[str] = ["run_id", "strategy", "seed", "order", "train_exp", "eval_task", "metric", "value"]
+SCHEDULES = ("sequential", "joint", "single_task")
+
+DEFAULT_THRESHOLD_PCT = 5.0
+PASS_DEFINITION = (
+    "pass = for every task, the relative drop of its metric from base (right after training on it) "
+    "to final (after the last experience) is at most {threshold:g} % of base: "
+    "(base - final) / base * 100 <= {threshold:g}"
+)
+# Drops are compared with a small tolerance so that an exact 5 % drop is not
+# failed by floating-point rounding (0.8 -> 0.76 computes as 5.000000000000004).
+_TOLERANCE = 1e-9
+
+_TASKS = list(PRIMARY)
+_METRICS = [*PRIMARY.values(), *SECONDARY.values()]
+RUNS_COLUMNS: list[str] = [
+    "run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs",
+    *[f"final_{m}" for m in _METRICS],
+    *[f"base_{m}" for m in _METRICS],
+    *[f"drop_rel_pct_{t}" for t in _TASKS],
+    *[f"drop_abs_pts_{t}" for t in _TASKS],
+    "pass", "bwt", "mean_normalised_final", "train_time_s", "params",
+]
+
+
+def _frame(records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    return records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+
+
+def _stages(order: list[str], schedule: str) -> list[str]:
+    """Names of the trained stages (rows of R): one per task, or one for joint training."""
+    if schedule not in SCHEDULES:
+        raise CLBenchError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    return ["+".join(order)] if schedule == "joint" else list(order)
+
+
+def metric_matrix(records: pd.DataFrame | Iterable[Mapping[str, Any]], metric_by_task: Mapping[str, str],
+                  order: list[str], *, stages: list[str] | None = None) -> pd.DataFrame:
+    """``R[i][j]`` = value of ``metric_by_task[j]`` for task j after training experience i.
+
+    Rows are labelled ``after <stage>`` (stages default to ``order``: experience i
+    trains ``order[i]``), columns are the tasks in ``order``; cells never
+    measured, and tasks missing from ``metric_by_task``, are NaN. Records of
+    tasks/metrics not asked for are ignored; a ``train_exp`` outside the rows or
+    two values for one cell raise ``CLBenchError``.
+    """
+    stages = list(order) if stages is None else list(stages)
+    R = pd.DataFrame(np.nan, index=[f"after {s}" for s in stages], columns=list(order), dtype=float)
+    frame = _frame(records)
+    if frame.empty:
+        return R
+    missing = {"train_exp", "eval_task", "metric", "value"} - set(frame.columns)
+    if missing:
+        raise CLBenchError(f"metric records lack column(s) {', '.join(sorted(missing))}")
+    wanted = frame["eval_task"].map(lambda t: metric_by_task.get(t) if t in R.columns else None)
+    rows = frame[frame["metric"] == wanted]
+    seen: set[tuple[int, str]] = set()
+    for exp, task, value in zip(rows["train_exp"], rows["eval_task"], rows["value"]):
+        i = int(exp)
+        if not 0 <= i < len(stages):
+            raise CLBenchError(f"metric record for {task} has train_exp {i}, outside 0..{len(stages) - 1} "
+                               f"for stages {', '.join(stages)}")
+        if (i, task) in seen:
+            raise CLBenchError(f"two values of {metric_by_task[task]} for {task} after experience {i}")
+        seen.add((i, task))
+        R.iat[i, R.columns.get_loc(task)] = float(value)
+    return R
+
+
+def forgetting_matrix(R: pd.DataFrame) -> pd.DataFrame:
+    """Forgetting ``F[i][j] = max_{j <= k < i} R[k][j] - R[i][j]`` for ``j < i``, NaN elsewhere.
+
+    Columns must be the tasks in training order (column j = the task learned in
+    experience j, as ``metric_matrix`` builds them). From experience i > j on,
+    task j's forgetting is the gap between its best value after any experience
+    from j up to i - 1 and its value after experience i (positive = forgotten,
+    negative = improved).
+    Row 0 and cells with ``j >= i`` (task not yet learned, or just learned) are
+    NaN; NaN values in R are skipped in the max, and a NaN ``R[i][j]`` gives NaN.
+    """
+    values = R.to_numpy(dtype=float)
+    F = np.full(values.shape, np.nan)
+    for i in range(values.shape[0]):
+        for j in range(min(i, values.shape[1])):
+            earlier = values[j:i, j]
+            if not np.isnan(earlier).all():
+                F[i, j] = np.nanmax(earlier) - values[i, j]
+    return pd.DataFrame(F, index=R.index, columns=R.columns)
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _drop_rel_pct(base: float, final: float) -> float:
+    if math.isnan(base) or math.isnan(final):
+        return math.nan
+    if base == 0:
+        return 0.0 if final >= base else math.inf
+    return (base - final) / base * 100.0
+
+
+def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_THRESHOLD_PCT, *,
+              schedule: str = "sequential") -> dict[str, Any]:
+    """Per-task base/final/drops and the overall verdict, as a JSON-serialisable dict.
+
+    Per task j (``tasks[j]``): ``base`` = R[j][j], ``final`` = R[T-1][j],
+    ``drop_rel_pct`` = (base - final) / base * 100 (base 0: 0 if final >= base
+    else inf), ``drop_abs_pts`` = (base - final) * 100, ``pass_rel`` /
+    ``pass_abs`` = the drop is <= ``threshold_pct``, ``at_or_above_base``.
+    Overall: ``pass`` (every task passes relatively: ``pass_definition``),
+    ``pass_abs_all``, ``bonus`` (every final >= base), ``bwt`` = mean over
+    j < T-1 of (R[T-1][j] - R[j][j]) (None when T = 1 or a value is missing),
+    ``mean_normalised_final`` = mean of final / base over tasks with base > 0
+    (None when a value is missing). A missing (NaN) value fails its task's checks
+    and is written as None.
+
+    Non-sequential reference schedules have no forgetting by construction:
+    ``joint`` (one row, all tasks at once) and ``single_task`` (task j alone in
+    experience j) use the value after the task's own training as base and final.
+    """
+    stages = _stages(order, schedule)
+    values = R.reindex(columns=order).to_numpy(dtype=float)
+    if values.shape[0] != len(stages):
+        raise CLBenchError(f"result matrix has {values.shape[0]} rows, expected {len(stages)} "
+                           f"for schedule {schedule} and order {', '.join(order)}")
+    T = len(order)
+    tasks: dict[str, dict[str, Any]] = {}
+    bases, finals = [], []
+    for j, task in enumerate(order):
+        if schedule == "sequential":
+            base, final = values[j, j], values[T - 1, j]
+        else:
+            base = final = values[0, j] if schedule == "joint" else values[j, j]
+        drop_rel, drop_abs = _drop_rel_pct(base, final), (base - final) * 100.0
+        bases.append(base)
+        finals.append(final)
+        tasks[task] = {
+            "base": _none_if_nan(base), "final": _none_if_nan(final),
+            "drop_rel_pct": _none_if_nan(drop_rel), "drop_abs_pts": _none_if_nan(drop_abs),
+            "pass_rel": bool(drop_rel <= threshold_pct + _TOLERANCE),
+            "pass_abs": bool(drop_abs <= threshold_pct + _TOLERANCE),
+            "at_or_above_base": bool(final >= base),
+        }
+    b, f = np.array(bases), np.array(finals)
+    complete = not (np.isnan(b).any() or np.isnan(f).any())
+    bwt = math.nan
+    if schedule == "sequential" and T > 1 and complete:
+        bwt = float(np.mean(f[:-1] - b[:-1]))
+    learned = b > 0
+    normalised = float(np.mean(f[learned] / b[learned])) if complete and learned.any() else math.nan
+    return {
+        "schedule": schedule,
+        "order": list(order),
+        "threshold_pct": float(threshold_pct),
+        "pass_definition": PASS_DEFINITION.format(threshold=threshold_pct),
+        "pass": all(t["pass_rel"] for t in tasks.values()),
+        "pass_abs_all": all(t["pass_abs"] for t in tasks.values()),
+        "bonus": all(t["at_or_above_base"] for t in tasks.values()),
+        "bwt": _none_if_nan(bwt),
+        "mean_normalised_final": _none_if_nan(normalised),
+        "tasks": tasks,
+    }
+
+
+def _mapping(base: Mapping[str, str], order: list[str], kind: str) -> dict[str, str]:
+    unknown = [t for t in order if t not in base]
+    if unknown:
+        raise CLBenchError(f"no {kind} metric for task(s) {', '.join(unknown)}; known: {', '.join(base)}")
+    return {t: base[t] for t in order}
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, **kwargs: Any) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+
+
+def write_run_results(run_dir: Path, records: pd.DataFrame, order: list[str], extra_summary: dict[str, Any],
+                      *, schedule: str = "sequential", threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict[str, Any]:
+    """Write a run's ``metrics.csv``, ``matrix_<metric>.csv`` (every metric in the
+    records), ``forgetting_<metric>.csv`` (primary metrics) and ``summary.json``.
+
+    The summary is ``extra_summary`` updated with ``summarize()`` of the primary
+    matrix and, under ``"secondary"``, of the secondary matrix (computed keys win
+    over ``extra_summary``'s). Returns it (as written, NaN as None).
+    """
+    run_dir = Path(run_dir)
+    frame = _frame(records)
+    missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CLBenchError(f"metric records lack column(s) {', '.join(missing)}")
+    frame = frame[RECORD_COLUMNS]
+    stages = _stages(order, schedule)
+    primary, secondary = _mapping(PRIMARY, order, "primary"), _mapping(SECONDARY, order, "secondary")
+
+    _write_csv(run_dir / "metrics.csv", frame, index=False)
+    for metric in dict.fromkeys(frame["metric"]):
+        reporting = [t for t in order if ((frame["eval_task"] == t) & (frame["metric"] == metric)).any()]
+        R = metric_matrix(frame, {t: metric for t in reporting}, reporting, stages=stages)
+        _write_csv(run_dir / f"matrix_{metric}.csv", R, index_label="experience")
+    R_primary = metric_matrix(frame, primary, order, stages=stages)
+    F_primary = forgetting_matrix(R_primary)  # on all columns: column j must be the task of experience j
+    for metric in dict.fromkeys(primary.values()):
+        columns = [t for t in order if primary[t] == metric]
+        _write_csv(run_dir / f"forgetting_{metric}.csv", F_primary[columns], index_label="experience")
+
+    summary = dict(extra_summary)
+    summary.update(summarize(R_primary, order, threshold_pct, schedule=schedule))
+    summary["metrics"] = primary
+    secondary_summary = summarize(metric_matrix(frame, secondary, order, stages=stages), order, threshold_pct,
+                                  schedule=schedule)
+    summary["secondary"] = {"metrics": secondary, **secondary_summary}
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and paths in ``extra_summary``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """One flat ``runs.csv`` row (keys ``RUNS_COLUMNS``) from a run's summary and ``meta``
+    (run_id, strategy, seed, order, backbone, bn_policy, image_size, epochs,
+    train_time_s, params). Tasks not in the run give None."""
+    row: dict[str, Any] = {key: None for key in RUNS_COLUMNS}
+    row.update({k: v for k, v in meta.items() if k in row})
+    for part, mapping in ((summary, PRIMARY), (summary.get("secondary", {}), SECONDARY)):
+        for task, metric in mapping.items():
+            values = part.get("tasks", {}).get(task, {})
+            row[f"final_{metric}"] = values.get("final")
+            row[f"base_{metric}"] = values.get("base")
+            if mapping is PRIMARY:
+                row[f"drop_rel_pct_{task}"] = values.get("drop_rel_pct")
+                row[f"drop_abs_pts_{task}"] = values.get("drop_abs_pts")
+    for key in ("pass", "bwt", "mean_normalised_final"):
+        row[key] = summary.get(key)
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
+    """Replace the row with ``row["run_id"]`` in ``runs_csv`` or append it; write
+    atomically with the columns ``RUNS_COLUMNS`` (other keys dropped, missing empty).
+    Existing rows are kept as their text."""
+    runs_csv = Path(runs_csv)
+    if row.get("run_id") in (None, ""):
+        raise CLBenchError(f"{runs_csv}: a run row needs a run_id")
+    rows: list[dict[str, str]] = []
+    if runs_csv.is_file():
+        with open(runs_csv, newline="") as handle:
+            rows = [{c: r.get(c) or "" for c in RUNS_COLUMNS} for r in csv.DictReader(handle)]
+    new = {c: _cell(row.get(c)) for c in RUNS_COLUMNS}
+    index = next((i for i, r in enumerate(rows) if r["run_id"] == new["run_id"]), None)
+    if index is None:
+        rows.append(new)
+    else:
+        rows[index] = new
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=RUNS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(runs_csv, text.getvalue())
+
+
+def read_runs(runs_csv: Path) -> pd.DataFrame:
+    """``runs.csv`` as a DataFrame (empty, with ``RUNS_COLUMNS``, when the file is absent)."""
+    runs_csv = Path(runs_csv)
+    if not runs_csv.is_file():
+        return pd.DataFrame(columns=RUNS_COLUMNS)
+    return pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str})

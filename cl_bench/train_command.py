@@ -1,0 +1,100 @@
+"""`run_bench.py [--strategy NAME] ...`: one benchmark run."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from cl_bench.cli import add_data_arguments, add_model_arguments, config_from_args
+from cl_bench.config import Config, from_dict, to_dict
+from cl_bench.errors import CLBenchError
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--strategy", help="continual-learning strategy (see --list-strategies; default naive)")
+    group.add_argument("--list-strategies", action="store_true", help="list the strategies and their options")
+    group.add_argument("--seed", type=int, help="random seed (default 0)")
+    group.add_argument("--order", metavar="A,B,C", help="task order, a permutation of seg,det,cls (default)")
+    group.add_argument("--epochs", type=int, help="epochs per experience")
+    group.add_argument("--lr", type=float, help="learning rate (AdamW, cosine decay per experience)")
+    group.add_argument("--batch-size", type=int, help="training minibatch size")
+    group.add_argument("--bn-policy", choices=("train", "freeze_after_first", "per_task"),
+                       help="BatchNorm running statistics: keep training them, freeze them after the first "
+                            "experience, or keep one set per task")
+    group.add_argument("--workers", type=int, help="data loading worker processes")
+    group.add_argument("--out", help="results folder (default results/)")
+    group.add_argument("--logger", choices=("tqdm", "text", "tensorboard"),
+                       help="progress output: tqdm bars, plain text, or tqdm + TensorBoard in the run folder")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config value, e.g. --set strategy.options.ewc_lambda=1e4 "
+                            "--set train.epochs_per_task.det=40 (repeatable; VALUE is YAML)")
+
+
+def _apply_set(config: Config, assignments: list[str]) -> Config:
+    values = to_dict(config)
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep:
+            raise CLBenchError(f"--set {assignment}: expected KEY=VALUE")
+        *path, last = key.strip().split(".")
+        node = values
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise CLBenchError(f"--set {assignment}: '{part}' is not a section")
+        node[last] = yaml.safe_load(raw)
+    return from_dict(Config, values, "--set")
+
+
+def train_config(args: argparse.Namespace) -> Config:
+    config = config_from_args(args)
+    for flag, section, key in (("strategy", config.strategy, "name"), ("seed", config.run, "seed"),
+                               ("epochs", config.train, "epochs"), ("lr", config.train, "lr"),
+                               ("batch_size", config.train, "batch_size"), ("bn_policy", config.train, "bn_policy"),
+                               ("workers", config.data, "num_workers"), ("out", config.run, "out"),
+                               ("logger", config.run, "logger"), ("device", config.run, "device")):
+        value = getattr(args, flag, None)
+        if value is not None and not (flag == "device" and value == "auto"):
+            setattr(section, key, value)
+    if args.order:
+        config.data.order = [name.strip() for name in args.order.split(",")]
+    return _apply_set(config, args.set)
+
+
+def list_strategies() -> str:
+    from strategies import STRATEGIES
+
+    lines = ["strategies (options settable under strategy.options in YAML or with --set):"]
+    for name, spec in sorted(STRATEGIES.items()):
+        lines.append(f"  {name:<12} {spec.summary}\n  {'':<12} options: {spec.describe_options()}")
+    return "\n".join(lines)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    if args.list_strategies:
+        print(list_strategies())
+        return 0
+    from strategies import get_strategy
+
+    config = train_config(args)
+    get_strategy(config.strategy.name)  # unknown name -> the list of known ones, before any work
+    from cl_bench.runner import run_experiment
+
+    outcome = run_experiment(config)
+    s = outcome.summary
+    print(f"\nrun {outcome.run_id}: results in {outcome.run_dir}")
+    for task, values in s.get("tasks", {}).items():
+        print(f"  {task}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in values.items()))
+    if "pass" in s:
+        print(f"  pass (every task within 5 % of its base, relative): {s['pass']}")
+    return 0
+
+
+def build_train_parser(parser: argparse.ArgumentParser) -> None:
+    add_train_arguments(parser)
+    add_model_arguments(parser)
+    add_data_arguments(parser)
+    parser.set_defaults(handler=train_command)

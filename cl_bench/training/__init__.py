@@ -1,0 +1,1 @@
+"""Avalanche template and plugins for the unified multi-task model."""

@@ -1,0 +1,64 @@
+"""Task-aware Learning without Forgetting.
+
+Avalanche's LwF assumes classification targets; here each earlier task's
+distillation term (declared by the Task) keeps the student's output for that
+task close to a frozen copy of the model taken after the previous experience,
+on the current minibatch's images.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from avalanche.training.plugins import SupervisedPlugin
+
+from cl_bench.tasks import Task
+
+
+class MultiTaskLwFPlugin(SupervisedPlugin):
+    def __init__(self, tasks: dict[str, Task], task_of_experience, alpha: float = 1.0, temperature: float = 2.0):
+        super().__init__()
+        self.tasks = tasks
+        self.task_of_experience = task_of_experience
+        self.alpha = alpha
+        self.temperature = temperature
+        self.teacher: torch.nn.Module | None = None
+        self.learned: list[str] = []
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def before_backward(self, strategy, **kwargs):
+        if self.teacher is None or not self.alpha:
+            return
+        with torch.no_grad():
+            teacher_out = self.teacher(strategy.mb_x)
+        self.last_terms = {}
+        for name in self.learned:
+            term = self.tasks[name].distillation(strategy.mb_output[name], teacher_out[name], self.temperature)
+            strategy.loss += self.alpha * term
+            self.last_terms[name] = term.detach()
+
+    def after_training_exp(self, strategy, **kwargs):
+        name = self.task_of_experience(strategy.experience)
+        if name not in self.learned:
+            self.learned.append(name)
+        self.teacher = self._frozen_copy(strategy.model)
+
+    @staticmethod
+    def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+        teacher = copy.deepcopy(model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"learned": list(self.learned),
+                "teacher": None if self.teacher is None else self.teacher.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], model: torch.nn.Module) -> None:
+        self.learned = list(state["learned"])
+        self.teacher = None
+        if state["teacher"] is not None:
+            self.teacher = self._frozen_copy(model)
+            self.teacher.load_state_dict(state["teacher"])

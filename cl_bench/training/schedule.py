@@ -1,0 +1,38 @@
+"""Per-experience learning rate: linear warm-up then cosine decay to zero."""
+
+from __future__ import annotations
+
+import math
+
+from avalanche.training.plugins import SupervisedPlugin
+
+
+class CosineLRPlugin(SupervisedPlugin):
+    """Sets the learning rate every iteration from the experience's progress.
+
+    ``base_lr`` gives the rate of an experience from its task name, so each
+    stage may use its own (e.g. a lower rate for later tasks).
+    """
+
+    def __init__(self, base_lr, task_of_experience, warmup_steps: int = 0):
+        super().__init__()
+        self.base_lr = base_lr
+        self.task_of_experience = task_of_experience
+        self.warmup_steps = warmup_steps
+        self._total = self._step = 0
+        self._lr = 0.0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self._lr = self.base_lr(self.task_of_experience(strategy.experience))
+        self._total = max(strategy.train_epochs * len(strategy.dataloader), 1)
+        self._step = 0
+
+    def before_training_iteration(self, strategy, **kwargs):
+        if self._step < self.warmup_steps:
+            factor = (self._step + 1) / self.warmup_steps
+        else:
+            progress = (self._step - self.warmup_steps) / max(self._total - self.warmup_steps, 1)
+            factor = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        for group in strategy.optimizer.param_groups:
+            group["lr"] = self._lr * factor
+        self._step += 1

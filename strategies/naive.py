@@ -1,0 +1,8 @@
+"""Naive fine-tuning: each task in turn, nothing against forgetting (the lower bound)."""
+
+from strategies import NoOptions, register
+
+
+@register("naive", NoOptions, "fine-tune on each task in turn (lower bound)")
+def plugins(options: NoOptions, ctx) -> list:
+    return []
