@@ -29,9 +29,10 @@ import pandas as pd
 
 from cl_bench.atomic import atomic_path, write_text
 from cl_bench.errors import CLBenchError
+from cl_bench.tasks import TASKS
 
-PRIMARY: dict[str, str] = {"seg": "mIoU", "det": "mAP", "cls": "top1"}
-SECONDARY: dict[str, str] = {"seg": "pixel_acc", "det": "mAP50", "cls": "top5"}
+PRIMARY: dict[str, str] = {name: task.metrics[0] for name, task in TASKS.items()}  # mIoU, mAP, top1
+SECONDARY: dict[str, str] = {name: task.metrics[1] for name, task in TASKS.items()}  # pixel_acc, mAP50, top5
 
 RECORD_COLUMNS: list[str] = ["run_id", "strategy", "seed", "order", "train_exp", "eval_task", "metric", "value"]
 SCHEDULES = ("sequential", "joint", "single_task")
