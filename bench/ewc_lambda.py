@@ -35,8 +35,7 @@ def main() -> None:
         for value in (float(v) for v in args.lambdas.split(",")):
             config = load_config(args.config)
             config.strategy.name, config.strategy.options = "ewc", {"ewc_lambda": value}
-            config.run.out, config.run.seed, config.run.progress = out, args.seed, False
-            config.run.logger = "text"
+            config.run.out, config.run.seed, config.run.logger = out, args.seed, "none"
             outcome = run_experiment(config, log=lambda _: None)
             matrix = pd.read_csv(outcome.run_dir / "matrix_mIoU.csv", index_col=0)["seg"]
             summary = outcome.summary["tasks"]

@@ -133,7 +133,7 @@ class RunConfig:
     device: str = "auto"
     eval_batch_size: int = 16
     checkpoints: bool = True  # keep each experience's state for resuming
-    logger: str = "tqdm"  # tqdm | text | tensorboard
+    logger: str = "tqdm"  # tqdm | text | tensorboard | none (log.txt only)
     progress: bool = True
 
 

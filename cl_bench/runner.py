@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +89,12 @@ def stages_for(schedule: str, benchmark: TaskIncrementalBenchmark) -> list[Stage
 
 
 def _loggers(config: Config, run_dir: Path) -> list:
+    """log.txt always; then tqdm bars, plain text on stdout, TensorBoard, or nothing more (``none``)."""
     kind = config.run.logger
     loggers = [TextLogger(open(run_dir / "log.txt", "a"))]
-    if kind == "text" or not config.run.progress:
-        import sys
-
+    if kind == "text" or (kind == "tqdm" and not config.run.progress):
         loggers.append(TextLogger(sys.stdout))
-    else:
+    elif kind in ("tqdm", "tensorboard"):
         loggers.append(InteractiveLogger())
     if kind == "tensorboard":
         loggers.append(TensorboardLogger(run_dir / "tensorboard"))

@@ -25,8 +25,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             "experience, or keep one set per task")
     group.add_argument("--workers", type=int, help="data loading worker processes")
     group.add_argument("--out", help="results folder (default results/)")
-    group.add_argument("--logger", choices=("tqdm", "text", "tensorboard"),
-                       help="progress output: tqdm bars, plain text, or tqdm + TensorBoard in the run folder")
+    group.add_argument("--logger", choices=("tqdm", "text", "tensorboard", "none"),
+                       help="progress output: tqdm bars, plain text, tqdm + TensorBoard in the run folder, or "
+                            "none (the run folder's log.txt only)")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config value, e.g. --set strategy.options.ewc_lambda=1e4 "
                             "--set train.epochs_per_task.det=40 (repeatable; VALUE is YAML)")
