@@ -84,14 +84,24 @@ def train_command(args: argparse.Namespace) -> int:
     from cl_bench.runner import run_experiment
 
     outcome = run_experiment(config)
-    s = outcome.summary
     print(f"\nrun {outcome.run_id}: results in {outcome.run_dir}")
-    for task, values in s.get("tasks", {}).items():
-        print(f"  {task}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in values.items()))
-    if "pass" in s:
-        print(f"  pass (every task within 5 % of its base, relative): {s['pass']}")
+    print(summary_table(outcome.summary))
     return 0
+
+
+def summary_table(summary: dict) -> str:
+    """Base, final, drops and pass per task, then the overall verdict."""
+    import pandas as pd
+
+    rows = [{"task": task, "metric": summary["metrics"][task], "base": v["base"], "final": v["final"],
+             "drop %": v["drop_rel_pct"], "drop pts": v["drop_abs_pts"], "pass": "yes" if v["pass_rel"] else "no"}
+            for task, v in summary["tasks"].items()]
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
+    if summary.get("schedule", "sequential") != "sequential":
+        return table + f"\n({summary['schedule']} is a reference: base = final by construction)"
+    verdict = "PASS" if summary["pass"] else "FAIL"
+    bwt = "n/a" if summary.get("bwt") is None else f"{summary['bwt']:.4f}"
+    return table + f"\n{verdict}: {summary['pass_definition']}; BWT {bwt}"
 
 
 def build_train_parser(parser: argparse.ArgumentParser) -> None:
