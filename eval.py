@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from cl_bench.cli import run_command
+from cl_bench.tasks import TASKS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, type=Path, help="weights file written by `run_bench.py export`")
     parser.add_argument("--data_root", "--data-root", "--dataroot", dest="data_root", default="data",
                         help="folder holding mini_coco_det, mini_voc_seg, imagenette_160 (default: data)")
-    for name, title in (("seg", "segmentation"), ("det", "detection"), ("cls", "classification")):
-        parser.add_argument(f"--{name}-root", dest=f"{name}_root", metavar="DIR",
-                            help=f"{title} folder, overriding --data_root for this task")
+    for task in TASKS.values():
+        parser.add_argument(f"--{task.name}-root", dest=f"{task.name}_root", metavar="DIR",
+                            help=f"{task.title} folder ({task.dataset}), overriding --data_root for this task")
     parser.add_argument("--tasks", default="all",
                         help="all, or a comma list of det|seg|cls (or detection, segmentation, classification)")
     parser.add_argument("--split", default="val", help="split folder to evaluate (default: val; e.g. test)")
