@@ -9,6 +9,8 @@ Other commands (each has --help):
   python run_bench.py data check [--data-root DIR]     summarise and validate the datasets
   python run_bench.py data prepare --out data          build the minis from the official releases
   python run_bench.py check-model [--config X]         check the model against the challenge rules
+  python run_bench.py report [--results results]       tables, figures and report.md over the finished runs
+  python run_bench.py export --select best --out best_model.pt   the best run's weights + model card
 
 Results: results/<run_id>/ (config, metrics.csv, matrices, summary.json, model.pt)
 and one row per finished run in results/runs.csv. Re-running an interrupted
@@ -23,9 +25,11 @@ import sys
 from cl_bench.cli import run_command
 from cl_bench.data_commands import add_data_commands
 from cl_bench.model_commands import add_model_commands
+from cl_bench.report_commands import add_export_commands, add_report_commands
 from cl_bench.train_command import build_train_parser
 
-COMMANDS = {"data": add_data_commands, "check-model": add_model_commands}
+COMMANDS = {"data": add_data_commands, "check-model": add_model_commands, "report": add_report_commands,
+            "export": add_export_commands}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:

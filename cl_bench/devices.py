@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 import torch
 
 from cl_bench.errors import CLBenchError
@@ -24,3 +27,17 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "CPU"
+
+
+LIBRARIES = ("torch", "torchvision", "avalanche-lib", "pycocotools")
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Where a run ran: the device and the versions that shape its numbers."""
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"device": describe(device), **versions}

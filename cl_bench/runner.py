@@ -28,7 +28,7 @@ from cl_bench import results
 from cl_bench.atomic import write_text
 from cl_bench.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cl_bench.config import Config, to_dict
-from cl_bench.devices import resolve_device
+from cl_bench.devices import environment, resolve_device
 from cl_bench.model import build_model
 from cl_bench.model.export import save_weights
 from cl_bench.tasks import build_tasks
@@ -184,7 +184,7 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
                  meta={"run_id": run_id, "strategy": spec.name, "order": ",".join(benchmark.tasks)},
                  bn_stats=bn_plugin.per_task or None)
     summary = _write_results(config, spec.schedule, run_id, run_dir, benchmark, metric.records,
-                             output_plugin.history, timings, model.parameter_counts()["total"])
+                             output_plugin.history, timings, model.parameter_counts()["total"], environment(device))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # finished: model.pt and the results remain
     return RunOutcome(run_id, run_dir, summary)
 
@@ -198,7 +198,7 @@ def _restore_args(plugin, restore: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_results(config: Config, schedule: str, run_id: str, run_dir: Path, benchmark, records, losses,
-                   timings, params: int) -> dict[str, Any]:
+                   timings, params: int, env: dict[str, str]) -> dict[str, Any]:
     order = benchmark.tasks
     frame = pd.DataFrame(records)
     for column, value in (("order", ",".join(order)), ("seed", config.run.seed),
@@ -211,7 +211,7 @@ def _write_results(config: Config, schedule: str, run_id: str, run_dir: Path, be
              "order": order, "params": params, "train_time_s": train_time,
              "eval_time_s": float(sum(t["eval_s"] for t in timings)), "timings": timings,
              "data": benchmark.source.description, "image_size": config.data.image_size,
-             "classes": benchmark.classes}
+             "classes": benchmark.classes, "environment": env}
     summary = results.write_run_results(run_dir, frame, order, extra, schedule=schedule)
     meta = {"run_id": run_id, "strategy": config.strategy.name, "seed": config.run.seed,
             "order": ",".join(order), "backbone": config.model.backbone, "bn_policy": config.train.bn_policy,

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from scenarios.imagenette import IMAGENETTE_CLASSES
-from scenarios.voc_seg import IGNORE_INDEX, VOC_CLASSES
+from scenarios.voc_seg import IGNORE_INDEX
 
 FORMAT_VERSION = 1
 # Ten well separated colours; class k of every task is drawn in COLOURS[k].

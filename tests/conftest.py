@@ -12,10 +12,17 @@ from cl_bench.cli import quiet_third_party_warnings
 quiet_third_party_warnings()
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory, monkeypatch):
-    """Every test writes caches (synthetic data, downloads) below a session temp folder."""
-    monkeypatch.setenv("CL_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Every test, module fixtures included, writes caches (synthetic data,
+    downloads) below the session's temp folder, never the user's cache."""
+    previous = os.environ.get("CL_BENCH_CACHE")
+    os.environ["CL_BENCH_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    if previous is None:
+        os.environ.pop("CL_BENCH_CACHE", None)
+    else:
+        os.environ["CL_BENCH_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

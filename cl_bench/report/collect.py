@@ -1,0 +1,148 @@
+"""The finished runs of a results folder: ``runs.csv`` joined with each run's
+``summary.json`` and ``config.yaml``, and loaders for its matrices and losses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from cl_bench.errors import CLBenchError
+from cl_bench.results import DEFAULT_THRESHOLD_PCT, PRIMARY, read_runs
+
+# Reported metrics: metric -> (task, part of summary.json holding it).
+METRICS: dict[str, tuple[str, str]] = {"mIoU": ("seg", "primary"), "mAP": ("det", "primary"),
+                                       "mAP50": ("det", "secondary"), "top1": ("cls", "primary")}
+# Settings that split a strategy into separate groups when they vary across runs.
+VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
+_NUMERIC = ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
+            *[f"{part}_{m}" for m in METRICS for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass")]]
+
+
+@dataclass
+class Results:
+    """``runs``: one row per run, ``runs.csv``'s columns plus ``schedule``, ``reference``,
+    ``threshold_pct``, ``label`` (its group) and per metric ``drop_rel_pct_M``,
+    ``drop_abs_pts_M``, ``pass_M`` (1/0). ``keys``: the columns the groups differ in."""
+
+    root: Path
+    runs: pd.DataFrame
+    summaries: dict[str, dict[str, Any]]
+    configs: dict[str, dict[str, Any]]
+    keys: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(self.runs["label"]))
+
+    @property
+    def threshold_pct(self) -> float:
+        return float(self.runs["threshold_pct"].max())
+
+
+def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
+                           "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
+    for metric, (task, part) in METRICS.items():
+        values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task, {})
+        row[f"drop_rel_pct_{metric}"] = values.get("drop_rel_pct")
+        row[f"drop_abs_pts_{metric}"] = values.get("drop_abs_pts")
+        row[f"pass_{metric}"] = None if "pass_rel" not in values else float(values["pass_rel"])
+    return row
+
+
+def _label(row: pd.Series, varying: list[str]) -> str:
+    details = ["reference"] * bool(row["reference"]) + [f"{key} {row[key]}" for key in varying]
+    return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
+
+
+def load_results(root: str | Path) -> Results:
+    """Every run listed in ``root/runs.csv`` whose summary.json and config.yaml are readable;
+    runs without them are left out with a warning. No run at all is a CLBenchError."""
+    root = Path(root)
+    runs_csv = root / "runs.csv"
+    if not root.is_dir():
+        raise CLBenchError(f"{root}: results folder not found")
+    if not runs_csv.is_file():
+        raise CLBenchError(f"{root}: no finished runs ({runs_csv.name} not found); "
+                           f"train some first, e.g. python run_bench.py --strategy naive --out {root}")
+    table = read_runs(runs_csv)
+    rows, summaries, configs, warnings = [], {}, {}, []
+    for row in table.to_dict("records"):
+        run_id = row["run_id"]
+        try:
+            summary = json.loads((root / run_id / "summary.json").read_text())
+            config = yaml.safe_load((root / run_id / "config.yaml").read_text())
+        except OSError as error:
+            warnings.append(f"run {run_id} left out: {error.filename}: {error.strerror}")
+            continue
+        except (ValueError, yaml.YAMLError) as error:
+            warnings.append(f"run {run_id} left out: unreadable summary.json or config.yaml "
+                            f"({str(error).splitlines()[0]})")
+            continue
+        summaries[run_id], configs[run_id] = summary, config
+        rows.append({**row, **_per_metric(summary)})
+    if not rows:
+        raise CLBenchError(f"{runs_csv}: no finished run to report" + (f" ({warnings[0]})" if warnings else ""))
+    runs = pd.DataFrame(rows)
+    runs[_NUMERIC] = runs[_NUMERIC].apply(pd.to_numeric, errors="coerce")
+    runs["pass"] = runs["pass"].astype(str).eq("True")
+    runs["reference"] = runs["schedule"] != "sequential"
+    varying = [key for key in VARYING_KEYS if runs[key].nunique(dropna=False) > 1]
+    keys = ["strategy", *varying]
+    runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
+    runs["label"] = runs.apply(_label, axis=1, varying=varying)
+    for label, group in runs.groupby("label", sort=False):
+        repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
+        if repeated:
+            warnings.append(f"{label}: several runs with seed {', '.join(map(str, repeated))} (they differ in a "
+                            f"setting other than {', '.join(keys)}); they are averaged together")
+    return Results(root, runs, summaries, configs, keys, warnings)
+
+
+def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (OSError, ValueError) as error:
+        raise CLBenchError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+
+
+def run_matrix(results: Results, run_id: str, kind: str = "matrix") -> pd.DataFrame:
+    """A run's primary-metric matrix (``kind="matrix"``: R) or forgetting (``"forgetting"``):
+    rows ``after <stage>``, columns the tasks in training order, each in its primary metric."""
+    order = results.summaries[run_id]["order"]
+    return pd.DataFrame({task: _read_csv(results.root / run_id / f"{kind}_{PRIMARY[task]}.csv",
+                                         index_col=0)[task] for task in order})
+
+
+def stage_values(results: Results) -> pd.DataFrame:
+    """Tidy primary-metric values of every run after every stage: label, run_id, seed,
+    reference, stage (1-based), stage_name, task, value."""
+    frames = []
+    for run in results.runs.itertuples():
+        R = run_matrix(results, run.run_id)
+        long = R.reset_index(names="stage_name").melt(id_vars="stage_name", var_name="task", value_name="value")
+        long["stage"] = long["stage_name"].map({name: i + 1 for i, name in enumerate(R.index)})
+        long["stage_name"] = long["stage_name"].str.removeprefix("after ")
+        frames.append(long.assign(label=run.label, run_id=run.run_id, seed=run.seed, reference=run.reference))
+    return pd.concat(frames, ignore_index=True).dropna(subset=["value"])
+
+
+def training_losses(results: Results, term: str = "loss") -> pd.DataFrame:
+    """Mean training loss ``term`` per experience and task of every run that has a losses.csv:
+    label, run_id, seed, stage (1-based), task, value."""
+    frames = []
+    for run in results.runs.itertuples():
+        path = results.root / run.run_id / "losses.csv"
+        if path.is_file():
+            losses = _read_csv(path)
+            losses = losses[losses["term"] == term]
+            frames.append(losses.assign(label=run.label, run_id=run.run_id, seed=run.seed,
+                                        stage=losses["train_exp"] + 1))
+    columns = ["label", "run_id", "seed", "stage", "task", "value"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

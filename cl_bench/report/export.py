@@ -1,0 +1,74 @@
+"""``run_bench.py export``: copy one run's model.pt (the file eval.py reads) with a model card.
+
+The run is named (``--run RUN_ID``) or picked by ``selection.select_run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cl_bench.atomic import atomic_path, write_text
+from cl_bench.constraints import check_model
+from cl_bench.devices import describe
+from cl_bench.errors import CLBenchError
+from cl_bench.model.export import load_weights
+from cl_bench.report.collect import Results
+from cl_bench.report.selection import SELECTION_RULE
+
+
+def card_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.card.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_run(results: Results, run_id: str, out: Path, selection: str, device: torch.device | None) -> dict[str, Any]:
+    """Copy ``run_id``'s model.pt to ``out`` (atomically), write the model card beside it and return it.
+    The card's constraint check measures latency when ``device`` is given."""
+    if run_id not in results.summaries:
+        known = list(results.runs["run_id"])
+        listed = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+        raise CLBenchError(f"--run {run_id}: no such finished run in {results.root} (finished: {listed})")
+    source = results.root / run_id / "model.pt"
+    if not source.is_file():
+        raise CLBenchError(f"{source}: the run has no model.pt to export")
+    loaded = load_weights(source)  # a broken file stops here, before anything is replaced
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(source, tmp)
+    checks = check_model(loaded.model, device or torch.device("cpu"), latency=device is not None)
+    summary = results.summaries[run_id]
+    card = {
+        "weights": out.name,
+        "sha256": _sha256(out),
+        "evaluate": f"python eval.py --weights {out} --data_root DATA --tasks all",
+        "source_run": {"run_id": run_id, "run_dir": str(results.root / run_id), "strategy": summary.get("strategy"),
+                       "schedule": summary.get("schedule"), "seed": summary.get("seed"), "order": summary.get("order"),
+                       "data": summary.get("data"), "image_size": summary.get("image_size")},
+        "selection": {"mode": selection, "rule": SELECTION_RULE,
+                      "candidates": int((~results.runs["reference"]).sum()),
+                      "passing": int((results.runs["pass"] & ~results.runs["reference"]).sum())},
+        "metrics": {key: summary.get(key) for key in ("threshold_pct", "pass_definition", "pass", "pass_abs_all",
+                                                      "bwt", "mean_normalised_final", "metrics", "tasks")},
+        "secondary_metrics": {key: summary.get("secondary", {}).get(key) for key in ("metrics", "tasks")},
+        "params": summary.get("params"),
+        "train_time_s": summary.get("train_time_s"),
+        "constraints": {"device": describe(device) if device is not None else None,
+                        "checks": [{**dataclasses.asdict(c), "status": c.status} for c in checks]},
+        "config": results.configs[run_id],
+    }
+    write_text(card_path(out), json.dumps(card, indent=2) + "\n")
+    return card

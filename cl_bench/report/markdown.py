@@ -1,0 +1,149 @@
+"""Markdown: tables as pipe tables, and report.md (setup, definitions, tables, figures)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cl_bench.devices import LIBRARIES
+from cl_bench.report.collect import Results
+from cl_bench.report.tables import Latency, Table
+from cl_bench.results import PASS_DEFINITION, PRIMARY
+
+
+
+@dataclass
+class FigureRef:
+    title: str
+    path: Path
+    caption: str
+
+
+def markdown_table(view: pd.DataFrame, left: int = 1) -> str:
+    """A pipe table of string cells; the first ``left`` columns left-aligned, the rest right-aligned."""
+    def row(cells: list[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    align = ["---" if i < left else "---:" for i in range(len(view.columns))]
+    return "\n".join([row(list(view.columns)), "|" + "|".join(align) + "|", *(row(list(r)) for r in view.itertuples(
+        index=False))]) + "\n"
+
+
+def table_section(table: Table, keys: int, level: str = "###") -> str:
+    return f"{level} {table.title}\n\n{markdown_table(table.view, keys)}\n{table.note}\n"
+
+
+def _environments(results: Results) -> tuple[str, str]:
+    """Devices and library versions the runs recorded (runs made before they were recorded say so)."""
+    envs = [summary.get("environment") for summary in results.summaries.values()]
+    recorded = [env for env in envs if env]
+    devices = _text(list(dict.fromkeys(env["device"] for env in recorded))) if recorded else "not recorded"
+    versions = list(dict.fromkeys(
+        f"Python {env['python']}, " + ", ".join(f"{name} {env[name]}" for name in LIBRARIES) for env in recorded))
+    return devices, _text(versions) if versions else "not recorded"
+
+
+def _distinct(results: Results, *path: str, runs: pd.DataFrame | None = None) -> list[Any]:
+    """Distinct values of a config.yaml entry over ``runs`` (default: all), in run order."""
+    values = []
+    for run_id in (results.runs if runs is None else runs)["run_id"]:
+        value: Any = results.configs[run_id]
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def _text(values: list[Any]) -> str:
+    return "; ".join("none" if v in (None, {}, []) else ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+                     for v in values)
+
+
+def setup_section(results: Results, latency: Latency | None) -> str:
+    runs = results.runs
+    data = list(dict.fromkeys(results.summaries[r].get("data", "?") for r in runs["run_id"]))
+    classes = results.summaries[runs["run_id"].iloc[0]].get("classes", {})
+    class_counts = ", ".join(f"{task} {len(classes[task])}" for task in PRIMARY if task in classes)
+    strategies = []
+    for strategy, group in runs.groupby("strategy", sort=False):
+        options = _text(_distinct(results, "strategy", "options", runs=group))
+        kind = " (reference)" if group["reference"].iloc[0] else ""
+        strategies.append(f"{strategy}{kind}" + ("" if options == "none" else f" [options: {options}]"))
+    model = [f"{m['backbone']} backbone (initial weights: {m['backbone_weights']}), {m['neck']} neck "
+             f"({m['neck_channels']} ch), {m['head_layers']}-layer head ({m['head_channels']} ch)"
+             for m in _distinct(results, "model")]
+    train = [f"{t['epochs']} epochs per experience" + (f" (per task: {t['epochs_per_task']})"
+                                                       if t["epochs_per_task"] else "")
+             + f", batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
+             + (f" (per task: {t['lr_per_task']})" if t["lr_per_task"] else "")
+             + f", weight decay {t['weight_decay']:g}, cosine decay per experience, BatchNorm policy {t['bn_policy']}"
+             for t in _distinct(results, "train")]
+    seeds = ", ".join(str(int(s)) for s in sorted(runs["seed"].unique()))
+    measured = f"; latency below measured on {latency.device}" if latency else ""
+    devices, versions = _environments(results)
+    lines = [
+        f"- **Data**: {_text(data)}; classes: {class_counts}; train split "
+        f"`{_text(_distinct(results, 'data', 'train_split'))}`, evaluation split "
+        f"`{_text(_distinct(results, 'data', 'test_split'))}`.",
+        f"- **Task order**: {_text([o.replace(',', ' → ') for o in runs['order'].unique()])}.",
+        f"- **Model**: {_text(model)}; {_text([f'{p / 1e6:.3f} M' for p in runs['params'].unique()])} parameters.",
+        f"- **Input**: {_text([f'{s}×{s} px' for s in _distinct(results, 'data', 'image_size')])} (square resize), "
+        f"training augmentation {_text(['on' if a else 'off' for a in _distinct(results, 'data', 'augment')])}.",
+        f"- **Training**: {_text(train)}.",
+        f"- **Strategies**: {'; '.join(strategies)}.",
+        f"- **Seeds**: {seeds} ({len(runs)} runs in {runs['label'].nunique()} groups).",
+        f"- **Device** of the runs: {devices}{measured}.",
+        f"- **Libraries** of the runs: {versions}.",
+    ]
+    return "## Setup\n\n" + "\n".join(lines) + "\n"
+
+
+def definitions_section(results: Results) -> str:
+    thresholds = sorted(results.runs["threshold_pct"].dropna().unique())
+    lines = [PASS_DEFINITION.format(threshold=t) + "." for t in thresholds]
+    return ("## Definitions\n\n"
+            "- **Base** of a task: its metric right after the experience that trains it; **final**: after the last "
+            "experience. Primary metrics: segmentation mIoU, detection COCO mAP (mAP@[.5:.95]), classification "
+            "Top-1; mAP@0.5 is shown as well. All metrics are in [0, 1].\n"
+            f"- **Pass/fail**: {' / '.join(lines)} The absolute drop, (base − final) × 100 points, is shown too.\n"
+            "- **References** (joint training, single-task training) have no later experience to forget in: "
+            "base = final, so they pass by construction. They are upper bounds, not continual results.\n"
+            "- **BWT** (backward transfer) = mean over all tasks but the last of (final − base); "
+            "**mean normalised final** = mean over tasks of final / base (tasks with base > 0); a task with a "
+            "tiny base, such as an undertrained detector, can dominate it.\n"
+            "- **Forgetting** F[i][j] = best value of task j after any stage from j to i − 1, minus its value "
+            "after stage i.\n")
+
+
+def figure_section(figures: list[FigureRef], out: Path) -> str:
+    return "".join(f"![{f.title}]({f.path.relative_to(out).as_posix()})\n\n*{f.caption}*\n\n" for f in figures)
+
+
+def report_markdown(results: Results, tables: dict[str, Table], figures: dict[str, list[FigureRef]],
+                    latency: Latency | None, out: Path) -> str:
+    keys = len(results.keys)
+    parts = [
+        f"# Results\n\nGenerated by `python run_bench.py report` from `{results.root}` on "
+        f"{datetime.now():%Y-%m-%d %H:%M}: {len(results.runs)} runs. Tables are also in `tables/` as CSV "
+        "(numbers) and markdown.\n",
+        setup_section(results, latency),
+        definitions_section(results),
+        "## Results\n",
+        table_section(tables["overview"], keys),
+        table_section(tables["final"], keys),
+        figure_section(figures["final"], out),
+        *(table_section(t, keys, "####") for name, t in tables.items() if name.startswith("metric_")),
+        figure_section(figures["drops"] + figures["stages"], out),
+        "### Result matrices per strategy\n\n" + figure_section(figures["matrices"], out),
+        "### Training loss\n\n" + (figure_section(figures["losses"], out) or "No losses.csv in the runs.\n\n"),
+        table_section(tables["constraints"], keys),
+        figure_section(figures["constraints"], out),
+        table_section(tables["runs"], 2),
+    ]
+    if results.warnings:
+        parts.append("## Warnings\n\n" + "".join(f"- {w}\n" for w in results.warnings))
+    return "\n".join(parts)

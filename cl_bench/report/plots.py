@@ -1,0 +1,228 @@
+"""Report figures (seaborn on matplotlib's Agg canvas, no pyplot state): each function writes one PNG
+and returns its path.
+
+Every group (strategy label) keeps one colour across figures; error bars are
+± std over seeds (ddof = 1), dots are single runs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from cl_bench.atomic import atomic_path
+from cl_bench.constraints import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
+from cl_bench.metrics import METRIC_LABELS
+from cl_bench.report.collect import METRICS
+from cl_bench.results import PRIMARY
+
+DPI = 120
+Colours = dict[str, tuple[float, float, float]]
+
+
+def colours(labels: list[str]) -> Colours:
+    return dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+
+
+def _figure(columns: int, width: float, height: float, **kwargs) -> tuple[Figure, np.ndarray]:
+    """A figure on an Agg canvas with a row of ``columns`` axes."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, np.atleast_1d(fig.subplots(1, columns, **kwargs))
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _legend(fig: Figure, handles: list, title: str | None = None) -> None:
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 3),
+               frameon=False, title=title)
+
+
+def _patches(palette: Colours, labels: list[str]) -> list[Patch]:
+    return [Patch(color=palette[label], label=label) for label in labels]
+
+
+def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.DataFrame], sequential: bool,
+                  path: Path) -> Path:
+    """Mean R of the primary metrics (colour: value / the task's best stage; text: value and, below
+    the diagonal of sequential runs, the drop from the task's base) and, for sequential runs, the
+    mean forgetting F in points."""
+    R = pd.concat(matrices).groupby(level=0, sort=False).mean()
+    tasks = list(R.columns)
+    names = {t: f"{t}\n({METRIC_LABELS[PRIMARY[t]]})" for t in tasks}
+    text = R.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
+    if sequential:
+        drops = [(m.to_numpy().diagonal() - m.to_numpy()) / m.to_numpy().diagonal() * 100 for m in matrices]
+        with np.errstate(invalid="ignore"):
+            drop = np.nanmean(np.where(np.isfinite(drops), drops, np.nan), axis=0)
+        for i in range(len(R)):
+            for j in range(i):
+                if not math.isnan(drop[i, j]):
+                    text.iat[i, j] += f"\ndrop {drop[i, j]:.1f} %"
+    best = R.max()
+    shade = R / best.where(best > 0)
+    panels = 2 if sequential else 1
+    fig, axes = _figure(panels, 1.9 * len(tasks) * panels + 2.2 * panels, 0.9 * len(R) + 2.2)
+    ax = axes[0]
+    sns.heatmap(shade.rename(columns=names), annot=text.rename(columns=names).to_numpy(), fmt="", cmap="viridis",
+                vmin=0, vmax=1, mask=R.isna().to_numpy(), linewidths=0.5, ax=ax,
+                cbar_kws={"label": "value / task's best stage"})
+    ax.set(title="R: primary metric after each stage", xlabel="evaluated task (metric)", ylabel="")
+    ax.tick_params(axis="y", rotation=0)
+    if sequential:
+        F = pd.concat(forgetting).groupby(level=0, sort=False).mean() * 100
+        limit = max(float(np.nanmax(np.abs(F.to_numpy()))) if F.notna().any().any() else 0.0, 1.0)
+        ax = axes[1]
+        sns.heatmap(F.rename(columns=names), annot=True, fmt=".2f", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                    mask=F.isna().to_numpy(), linewidths=0.5, ax=ax,
+                    cbar_kws={"label": "points (> 0: forgotten)"})
+        ax.set(title="F: best earlier value − current (points)", xlabel="evaluated task (metric)", ylabel="")
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(f"{label}: mean of {len(matrices)} run(s)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
+    """Final value of each metric per group: bars = mean, error bars = std, dots = runs."""
+    labels = list(palette)
+    fig, axes = _figure(len(METRICS), 3.0 * len(METRICS), 3.4)
+    for ax, (metric, (task, _)) in zip(axes, METRICS.items()):
+        column = f"final_{metric}"
+        sns.barplot(data=runs, x="label", y=column, hue="label", order=labels, hue_order=labels, palette=palette,
+                    errorbar="sd", capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+        sns.stripplot(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
+        ax.set(title=f"{METRIC_LABELS[metric]} ({task})", xlabel="", ylabel="final value" if ax is axes[0] else "")
+        ax.set_xticks([])
+        ax.set_ylim(bottom=0)
+    fig.suptitle("Final metrics after the last experience (bars: mean, error bars: ± std over seeds, dots: runs)")
+    fig.tight_layout()
+    _legend(fig, _patches(palette, labels))
+    return _save(fig, path)
+
+
+def drop_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: Path) -> Path:
+    """Relative and absolute drop from base to final per task, continual runs only, with the threshold."""
+    continual = runs[~runs["reference"]]
+    labels = [label for label in palette if label in set(continual["label"])]
+    parts = (("drop_rel_pct", "relative drop (% of base)", f"{threshold_pct:g} % threshold"),
+             ("drop_abs_pts", "absolute drop (points)", f"{threshold_pct:g} points"))
+    fig, axes = _figure(2, 11, 3.8)
+    for ax, (part, ylabel, line) in zip(axes, parts):
+        long = continual.melt(id_vars=["label", "seed"], value_vars=[f"{part}_{PRIMARY[t]}" for t in PRIMARY],
+                              var_name="task", value_name="drop")
+        long["task"] = long["task"].map({f"{part}_{m}": f"{t} ({METRIC_LABELS[m]})" for t, m in PRIMARY.items()})
+        sns.barplot(data=long, x="task", y="drop", hue="label", hue_order=labels, palette=palette, errorbar="sd",
+                    capsize=0.15, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+        ax.axhline(threshold_pct, color="crimson", linestyle="--", linewidth=1.2)
+        ax.axhline(0, color="black", linewidth=0.8)
+        scale = ""
+        if long["drop"].abs().max() > 100:
+            ax.set_yscale("symlog", linthresh=10)
+            ax.margins(y=0.15)
+            scale = ", symlog scale"
+        ax.set(title=ylabel.split(" (")[0].capitalize() + " from base to final", xlabel="task (metric)",
+               ylabel=ylabel + scale)
+        ax.legend(handles=[Line2D([], [], color="crimson", linestyle="--", label=line)], loc="best", fontsize=8)
+    fig.suptitle("Forgetting per task (continual runs; > 0: worse than right after training the task; "
+                 "error bars: ± std over seeds)")
+    fig.tight_layout()
+    _legend(fig, _patches(palette, labels))
+    return _save(fig, path)
+
+
+def _stage_ticks(ax: Axes, names: list[str]) -> None:
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_xlim(0.7, len(names) + 0.3)
+
+
+def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
+    """Each task's primary metric after every stage: lines for continual groups, dashed
+    horizontal lines at the final value of reference groups."""
+    continual, reference = stages[~stages["reference"]], stages[stages["reference"]]
+    steps = continual.drop_duplicates(["run_id", "stage"]).sort_values("stage")
+    orders = steps.groupby("run_id")["stage_name"].agg(tuple).unique()
+    count = int((stages if continual.empty else continual)["stage"].max())
+    names = [f"{i + 1}: {n}" for i, n in enumerate(orders[0])] if len(orders) == 1 else \
+        [f"stage {i}" for i in range(1, count + 1)]
+    tasks = [t for t in PRIMARY if t in set(stages["task"])]
+    fig, axes = _figure(len(tasks), 4.0 * len(tasks), 3.6)
+    for ax, task in zip(axes, tasks):
+        rows = continual[continual["task"] == task]
+        if not rows.empty:
+            sns.lineplot(data=rows, x="stage", y="value", hue="label", palette=palette, marker="o",
+                         errorbar="sd", err_style="bars", legend=False, ax=ax)
+        for label, value in reference[reference["task"] == task].groupby("label", sort=False)["value"].mean().items():
+            ax.axhline(value, color=palette[label], linestyle="--", linewidth=1.4)
+        _stage_ticks(ax, names)
+        ax.set(title=f"{task}: {METRIC_LABELS[PRIMARY[task]]}", xlabel="after training stage",
+               ylabel="value" if task == tasks[0] else "")
+    fig.suptitle("Each task's primary metric across training stages (error bars: ± std over seeds; "
+                 "dashed: references)")
+    fig.tight_layout()
+    handles = [Line2D([], [], color=palette[label], marker="o", label=label)
+               for label in palette if label in set(continual["label"])]
+    handles += [Line2D([], [], color=palette[label], linestyle="--", label=label)
+                for label in palette if label in set(reference["label"])]
+    _legend(fig, handles)
+    return _save(fig, path)
+
+
+def loss_lines(losses: pd.DataFrame, palette: Colours, path: Path) -> Path:
+    """Mean training loss (term "loss") of each task per experience it was trained (or replayed) in."""
+    tasks = [t for t in PRIMARY if t in set(losses["task"])]
+    stages = int(losses["stage"].max())
+    fig, axes = _figure(len(tasks), 4.0 * len(tasks), 3.4)
+    for ax, task in zip(axes, tasks):
+        sns.lineplot(data=losses[losses["task"] == task], x="stage", y="value", hue="label", palette=palette,
+                     marker="o", errorbar="sd", err_style="bars", legend=False, ax=ax)
+        _stage_ticks(ax, [str(i) for i in range(1, stages + 1)])
+        ax.set(title=f"{task}: training loss", xlabel="training experience (stage)",
+               ylabel="mean loss per experience" if task == tasks[0] else "")
+    fig.suptitle("Training loss per experience (mean over the experience's iterations; "
+                 "error bars: ± std over seeds)")
+    fig.tight_layout()
+    _legend(fig, _patches(palette, [label for label in palette if label in set(losses["label"])]))
+    return _save(fig, path)
+
+
+def constraint_panel(constraints: pd.DataFrame, palette: Colours, latency_device: str | None, path: Path) -> Path:
+    """Parameters vs 8 M, latency vs 150 ms, longest training time vs 2 h, per group."""
+    labels = list(constraints["label"])
+    panels = (("params_mean", 1e-6, MAX_PARAMS / 1e6, "parameters (M)", f"limit {MAX_PARAMS / 1e6:g} M", "{:.2f}"),
+              ("latency_ms", 1.0, MAX_LATENCY_MS, "latency per 512×512 image (ms)",
+               f"limit {MAX_LATENCY_MS:g} ms (T4)", "{:.0f}"),
+              ("train_time_s_max", 1 / 60, MAX_TRAIN_HOURS * 60, "longest training time (min)",
+               f"limit {MAX_TRAIN_HOURS:g} h", "{:.2f}"))
+    fig, axes = _figure(3, 13, 0.45 * len(labels) + 2.2, sharey=True)
+    for ax, (column, scale, limit, xlabel, line, fmt) in zip(axes, panels):
+        values = constraints[column].to_numpy(dtype=float) * scale
+        if np.isnan(values).all():
+            ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color="grey")
+            ax.set_yticks(range(len(labels)), labels)
+        else:
+            bars = ax.barh(labels, values, color=[palette[label] for label in labels])
+            ax.bar_label(bars, labels=["" if math.isnan(v) else fmt.format(v) for v in values], padding=3,
+                         fontsize=8)
+        ax.axvline(limit, color="crimson", linestyle="--", linewidth=1.2, label=line)
+        ax.set_xlim(0, max(limit, np.nanmax(values, initial=0.0)) * 1.25)
+        ax.set(xlabel=xlabel)
+        ax.legend(loc="lower right", fontsize=8)
+    axes[0].invert_yaxis()
+    device = f"latency on {latency_device}" if latency_device else "latency not measured"
+    fig.suptitle(f"Challenge constraints ({device}; the rule's reference device is a Colab T4)")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,164 @@
+"""Report tables: the runs grouped by strategy (and the settings that vary), mean ± std over seeds.
+
+Each ``Table`` holds the numbers (``data``, written as CSV: ``<column>_mean`` and
+``<column>_std``) and their formatted view (``view``, written as markdown).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cl_bench.constraints import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
+from cl_bench.metrics import METRIC_LABELS
+from cl_bench.report.collect import METRICS, Results
+
+STD_NOTE = "mean ± std over seeds (pandas `std`, ddof = 1; a single run shows its value only)"
+_STATS = ["bwt", "mean_normalised_final", "train_time_s", "params",
+          *[f"{part}_{m}" for m in METRICS for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    data: pd.DataFrame
+    view: pd.DataFrame
+    note: str = ""
+
+
+@dataclass
+class Latency:
+    """Measured latency per group label (ms per 512x512 image, batch 1) and where."""
+
+    ms: dict[str, float]
+    device: str
+    on_reference_device: bool
+    passes: int
+
+
+def aggregate(results: Results) -> pd.DataFrame:
+    """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates, the longest
+    train time and ``<stat>_mean`` / ``<stat>_std`` of every reported number."""
+    grouped = results.runs.groupby("label", sort=False)
+    stats = grouped[_STATS].agg(["mean", "std"])
+    stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
+    head = grouped.agg(**{key: (key, "first") for key in results.keys}, schedule=("schedule", "first"),
+                       reference=("reference", "first"), n_runs=("run_id", "size"),
+                       seeds=("seed", lambda s: ",".join(str(int(v)) for v in sorted(s))),
+                       pass_rate=("pass", "mean"), train_time_s_max=("train_time_s", "max"),
+                       **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in METRICS})
+    return head.join(stats).reset_index()
+
+
+def _number(value: float, fmt: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def mean_std(frame: pd.DataFrame, column: str, fmt: str, scale: float = 1.0) -> pd.Series:
+    """``"mean ± std"`` strings of ``column_mean`` / ``column_std`` (std left out when NaN)."""
+    def cell(mean: float, std: float) -> str:
+        if math.isnan(mean) or math.isnan(std):
+            return _number(mean * scale, fmt)
+        return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
+    return pd.Series([cell(m, s) for m, s in zip(frame[f"{column}_mean"], frame[f"{column}_std"])], index=frame.index)
+
+
+def _pass_rate(frame: pd.DataFrame, column: str) -> pd.Series:
+    return pd.Series(["by construction" if ref else "–" if math.isnan(rate) else f"{100 * rate:.0f} %"
+                      for ref, rate in zip(frame["reference"], frame[column])], index=frame.index)
+
+
+def _keys(frame: pd.DataFrame, results: Results) -> pd.DataFrame:
+    view = frame[results.keys].astype(str).copy()
+    view["strategy"] = [s + (" (reference)" if ref else "") for s, ref in zip(frame["strategy"], frame["reference"])]
+    return view
+
+
+def _numbers(frame: pd.DataFrame, results: Results, columns: list[str]) -> pd.DataFrame:
+    stats = [f"{c}_{s}" for c in columns for s in ("mean", "std") if f"{c}_{s}" in frame]
+    return frame[[*results.keys, "schedule", "n_runs", *[c for c in columns if c in frame], *stats]]
+
+
+def overview_table(frame: pd.DataFrame, results: Results) -> Table:
+    view = _keys(frame, results)
+    view["runs"] = frame["n_runs"].astype(str)
+    view["seeds"] = frame["seeds"]
+    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, "pass_rate")
+    view["BWT"] = mean_std(frame, "bwt", ".4f")
+    view["mean normalised final"] = mean_std(frame, "mean_normalised_final", ".3f")
+    view["train time (s)"] = mean_std(frame, "train_time_s", ".1f")
+    view["parameters (M)"] = mean_std(frame, "params", ".3f", 1e-6)
+    data = _numbers(frame, results, ["seeds", "pass_rate", "bwt", "mean_normalised_final", "train_time_s", "params"])
+    return Table("overview", "Overview", data, view,
+                 f"{STD_NOTE}. Pass rate: share of runs where every task passes. BWT = mean over all but the last "
+                 "task of (final − base); mean normalised final = mean over tasks of final / base.")
+
+
+def final_table(frame: pd.DataFrame, results: Results) -> Table:
+    view = _keys(frame, results)
+    for metric, (task, _) in METRICS.items():
+        view[f"{METRIC_LABELS[metric]} ({task})"] = mean_std(frame, f"final_{metric}", ".4f")
+    return Table("final", "Final metrics (after the last experience)",
+                 _numbers(frame, results, [f"final_{m}" for m in METRICS]), view, f"{STD_NOTE}; metrics in [0, 1].")
+
+
+def metric_table(frame: pd.DataFrame, results: Results, metric: str) -> Table:
+    task = METRICS[metric][0]
+    view = _keys(frame, results)
+    view["base"] = mean_std(frame, f"base_{metric}", ".4f")
+    view["final"] = mean_std(frame, f"final_{metric}", ".4f")
+    view["drop (rel. %)"] = mean_std(frame, f"drop_rel_pct_{metric}", ".1f")
+    view["drop (abs. pts)"] = mean_std(frame, f"drop_abs_pts_{metric}", ".2f")
+    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, f"pass_rate_{metric}")
+    columns = [f"{part}_{metric}" for part in ("base", "final", "drop_rel_pct", "drop_abs_pts")]
+    data = _numbers(frame, results, [*columns, f"pass_rate_{metric}"])
+    return Table(f"metric_{metric}", f"{METRIC_LABELS[metric]} ({task})", data, view,
+                 f"{STD_NOTE}. Base: right after training on {task}; final: after the last experience; "
+                 "drop (rel.) = (base − final) / base × 100, drop (abs.) = (base − final) × 100 points.")
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: "INFO"}[passed]
+
+
+def constraint_table(frame: pd.DataFrame, results: Results, latency: Latency | None) -> Table:
+    data = frame[["label", *results.keys, "n_runs", "params_mean", "train_time_s_max"]].copy()
+    data["latency_ms"] = [latency.ms.get(label, math.nan) if latency else math.nan for label in frame["label"]]
+    view = _keys(frame, results)
+    view[f"parameters (M, < {MAX_PARAMS / 1e6:g})"] = [
+        f"{p / 1e6:.3f} {_verdict(bool(p < MAX_PARAMS))}" for p in data["params_mean"]]
+    if latency:
+        view[f"latency (ms, ≤ {MAX_LATENCY_MS:g} on a T4)"] = [
+            f"{ms:.1f} {_verdict(bool(ms <= MAX_LATENCY_MS) if latency.on_reference_device else None)}"
+            if not math.isnan(ms) else "–" for ms in data["latency_ms"]]
+    view[f"train time, longest run (h, ≤ {MAX_TRAIN_HOURS:g})"] = [
+        f"{s / 3600:.3f} {_verdict(bool(s <= MAX_TRAIN_HOURS * 3600))}" for s in data["train_time_s_max"]]
+    where = (f"Latency: median of {latency.passes} timed forward passes after a warm-up (batch 1, eval mode, "
+             f"512×512) on {latency.device}"
+             + ("" if latency.on_reference_device else "; INFO: not the T4 the rule refers to") + ". "
+             if latency else "Latency not measured. ")
+    return Table("constraints", "Challenge constraints", data, view,
+                 where + "Train time: sum of the training stages of one run (evaluation excluded).")
+
+
+def runs_table(results: Results) -> Table:
+    runs = results.runs
+    data = runs[["run_id", "strategy", "seed", "schedule", "pass", "mean_normalised_final", "bwt", "train_time_s",
+                 *[f"final_{m}" for m in METRICS]]]
+    view = pd.DataFrame({"run": runs["run_id"], "strategy": _keys(runs, results)["strategy"],
+                         "seed": runs["seed"].astype(int).astype(str),
+                         "pass": ["(reference)" if ref else ("yes" if ok else "no")
+                                  for ref, ok in zip(runs["reference"], runs["pass"])],
+                         "mean normalised final": [_number(v, ".3f") for v in runs["mean_normalised_final"]],
+                         **{METRIC_LABELS[m]: [_number(v, ".4f") for v in runs[f"final_{m}"]] for m in METRICS}})
+    return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv).")
+
+
+def build_tables(results: Results, latency: Latency | None) -> list[Table]:
+    frame = aggregate(results)
+    return [overview_table(frame, results), final_table(frame, results),
+            *[metric_table(frame, results, m) for m in METRICS], constraint_table(frame, results, latency),
+            runs_table(results)]

@@ -1,0 +1,173 @@
+"""`report` and `export` over smoke runs of naive and joint (a reference), two seeds each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cl_bench.config import load_config
+from cl_bench.report.collect import load_results
+from cl_bench.report.selection import select_run
+from cl_bench.runner import run_experiment
+from run_bench import main as run_bench
+from scenarios.layout import resolve_data
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "experiments" / "smoke.yaml"
+TABLES = ["overview", "final", "metric_mIoU", "metric_mAP", "metric_mAP50", "metric_top1", "constraints", "runs"]
+FIGURES = ["final_metrics", "drops", "stages", "losses", "constraints", "matrix_naive", "matrix_joint_reference"]
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    """naive and joint, seeds 0 and 1, 2 epochs per experience."""
+    out = tmp_path_factory.mktemp("report_results")
+    for strategy in ("naive", "joint"):
+        for seed in (0, 1):
+            config = load_config(SMOKE)
+            config.strategy.name, config.train.epochs = strategy, 2
+            config.run.out, config.run.seed, config.run.logger = str(out), seed, "none"
+            run_experiment(config, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(results_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert run_bench(["report", "--results", str(results_dir), "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(results_dir) -> pd.DataFrame:
+    return pd.read_csv(results_dir / "runs.csv")
+
+
+def test_report_writes_every_table_and_figure(report):
+    for name in TABLES:
+        for suffix in (".csv", ".md"):
+            assert (report / "tables" / f"{name}{suffix}").stat().st_size > 0, name + suffix
+    text = (report / "report.md").read_text()
+    for name in FIGURES:
+        png = report / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"](figures/{name}.png)" in text
+    for heading in ("## Setup", "## Definitions", "at most 5 % of base", "absolute drop", "torch 2.", "avalanche-lib",
+                    "pycocotools", "mobilenet_v3_small backbone (initial weights: none)", "64×64 px",
+                    "2 epochs per experience", "**Seeds**: 0, 1", "synthetic default"):
+        assert heading in text, heading
+    assert "INFO" in (report / "tables" / "constraints.md").read_text()  # latency measured on the CPU
+
+
+def test_report_tables_are_mean_and_std_over_seeds(report, runs):
+    final = pd.read_csv(report / "tables" / "final.csv").set_index("strategy")
+    markdown = (report / "tables" / "final.md").read_text()
+    assert "ddof = 1" in markdown
+    for strategy, group in runs.groupby("strategy"):
+        for metric in ("mIoU", "mAP", "mAP50", "top1"):
+            mean, std = group[f"final_{metric}"].mean(), group[f"final_{metric}"].std(ddof=1)
+            assert final.loc[strategy, f"final_{metric}_mean"] == pytest.approx(mean, abs=1e-12)
+            assert final.loc[strategy, f"final_{metric}_std"] == pytest.approx(std, abs=1e-12)
+            assert f"{mean:.4f} ± {std:.4f}" in markdown
+    overview = pd.read_csv(report / "tables" / "overview.csv").set_index("strategy")
+    naive = runs[runs["strategy"] == "naive"]
+    assert overview.loc["naive", "pass_rate"] == naive["pass"].mean()
+    assert overview.loc["naive", "bwt_std"] == pytest.approx(naive["bwt"].std(), abs=1e-15)
+    assert "| joint (reference) | 2 | 0,1 | by construction |" in (report / "tables" / "overview.md").read_text()
+
+
+def _eval(weights: Path, data_root: Path, out: Path) -> dict:
+    result = subprocess.run([sys.executable, "eval.py", "--weights", str(weights), "--data_root", str(data_root),
+                             "--tasks", "all", "--device", "cpu", "--json", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text())["metrics"]
+
+
+def test_export_then_eval_reproduces_the_final_metrics(results_dir, runs, tmp_path, capsys):
+    weights = tmp_path / "best_model.pt"
+    assert run_bench(["export", "--select", "best-effort", "--results", str(results_dir), "--out", str(weights)]) == 0
+    naive = runs[runs["strategy"] == "naive"]
+    expected = naive.loc[naive["mean_normalised_final"].idxmax(), "run_id"]
+    card = json.loads((tmp_path / "best_model.card.json").read_text())
+    assert card["source_run"]["run_id"] == expected and f"exported {expected}" in capsys.readouterr().out
+    assert {c["name"]: c["status"] for c in card["constraints"]["checks"]}["parameters"] == "PASS"
+    run_dir = results_dir / expected
+    data_root = resolve_data(load_config(run_dir / "config.yaml").data).roots["seg"].parent
+    measured = _eval(weights, data_root, tmp_path / "metrics.json")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for part in (summary, summary["secondary"]):
+        for task, metric in part["metrics"].items():
+            assert measured[task][metric] == part["tasks"][task]["final"], (task, metric)
+            last = pd.read_csv(run_dir / f"matrix_{metric}.csv", index_col=0)[task].iloc[-1]
+            assert measured[task][metric] == last
+
+
+def test_export_a_named_run(results_dir, runs, tmp_path):
+    run_id = runs.loc[runs["strategy"] == "joint", "run_id"].iloc[0]
+    weights = tmp_path / "joint.pt"
+    assert run_bench(["export", "--run", run_id, "--results", str(results_dir), "--out", str(weights)]) == 0
+    assert weights.read_bytes() == (results_dir / run_id / "model.pt").read_bytes()
+    card = json.loads((tmp_path / "joint.card.json").read_text())
+    assert card["source_run"]["schedule"] == "joint" and card["config"]["strategy"]["name"] == "joint"
+
+
+def _set_pass(results: Path, run_id: str, passed: bool) -> None:
+    """Make a run pass, or fail detection with a 50 % drop, in its summary.json and runs.csv alike."""
+    path = results / run_id / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["pass"] = passed
+    for task, values in summary["tasks"].items():
+        values["pass_rel"] = passed or task != "det"
+    if not passed:
+        summary["tasks"]["det"]["drop_rel_pct"] = 50.0
+    path.write_text(json.dumps(summary))
+    table = pd.read_csv(results / "runs.csv")
+    table.loc[table["run_id"] == run_id, "pass"] = passed
+    table.to_csv(results / "runs.csv", index=False)
+
+
+def test_best_needs_a_passing_continual_run(results_dir, runs, tmp_path, capsys):
+    results = tmp_path / "results"
+    shutil.copytree(results_dir, results)
+    naive = runs[runs["strategy"] == "naive"].sort_values("mean_normalised_final")
+    lower, higher = naive["run_id"]
+    for run_id in (lower, higher):
+        _set_pass(results, run_id, False)
+    weights = tmp_path / "best.pt"
+    assert run_bench(["export", "--select", "best", "--results", str(results), "--out", str(weights)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "no continual run passes every task at 5 % (2 candidates" in error
+    assert f"best candidate {higher}" in error and "fails det (mAP drop 50.0 % > 5 %)" in error
+    assert "best-effort" in error and not weights.exists()  # joint passes, but as a reference it never counts
+
+    _set_pass(results, lower, True)
+    assert run_bench(["export", "--select", "best", "--results", str(results), "--out", str(weights)]) == 0
+    assert json.loads((tmp_path / "best.card.json").read_text())["source_run"]["run_id"] == lower
+
+
+def test_ties_go_to_fewer_parameters(results_dir):
+    results = load_results(results_dir)
+    naive = results.runs["strategy"] == "naive"
+    results.runs.loc[naive, "mean_normalised_final"] = 0.9
+    results.runs.loc[naive, "pass"] = True
+    first, second = results.runs.loc[naive, "run_id"]
+    results.runs.loc[results.runs["run_id"] == second, "params"] -= 1
+    assert select_run(results, "best")["run_id"] == second
+    results.runs.loc[results.runs["run_id"] == second, "params"] += 1
+    assert select_run(results, "best")["run_id"] == min(first, second)
+
+
+@pytest.mark.parametrize("command", [["report"], ["export", "--select", "best"]])
+def test_no_results_is_a_one_line_error(tmp_path, capsys, command):
+    assert run_bench([*command, "--results", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: results folder not found\n"
+    assert run_bench([*command, "--results", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {tmp_path}: no finished runs (runs.csv not found)") and error.count("\n") == 1
