@@ -33,10 +33,20 @@ def synthetic_root(tmp_path_factory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("synthetic") / "data", seed=0, size=64, n_train=12, n_val=6)
 
 
+def _folder_from(variable: str, what: str) -> Path:
+    value = os.environ.get(variable)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"{what} not available (set {variable})")
+    return Path(value)
+
+
 @pytest.fixture(scope="session")
 def real_data_root() -> Path:
     """``$CL_BENCH_REAL_DATA`` (the real minis); tests using it skip when it is absent."""
-    value = os.environ.get("CL_BENCH_REAL_DATA")
-    if not value or not Path(value).is_dir():
-        pytest.skip("real data not available (set CL_BENCH_REAL_DATA)")
-    return Path(value)
+    return _folder_from("CL_BENCH_REAL_DATA", "real data")
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    """``$CL_BENCH_WEIGHTS`` (ImageNet backbone files); tests using it skip when it is absent."""
+    return _folder_from("CL_BENCH_WEIGHTS", "ImageNet weights")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -91,14 +89,6 @@ def test_batchnorm_momentum_is_configurable():
 
 
 # ---- backbone weights -------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shared_weights() -> Path:
-    value = os.environ.get("CL_BENCH_WEIGHTS")
-    if not value or not Path(value).is_dir():
-        pytest.skip("ImageNet weights not available (set CL_BENCH_WEIGHTS)")
-    return Path(value)
-
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "mobilenet_v2"])
 def test_shared_imagenet_files_load(shared_weights, name):
