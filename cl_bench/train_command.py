@@ -12,18 +12,21 @@ from cl_bench.errors import CLBenchError
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Config()
     group = parser.add_argument_group("training")
     group.add_argument("--strategy", help="continual-learning strategy (see --list-strategies; default naive)")
     group.add_argument("--list-strategies", action="store_true", help="list the strategies and their options")
     group.add_argument("--seed", type=int, help="random seed (default 0)")
     group.add_argument("--order", metavar="A,B,C", help="task order, a permutation of seg,det,cls (default)")
-    group.add_argument("--epochs", type=int, help="epochs per experience")
-    group.add_argument("--lr", type=float, help="learning rate (AdamW, cosine decay per experience)")
-    group.add_argument("--batch-size", type=int, help="training minibatch size")
+    group.add_argument("--epochs", type=int, help=f"epochs per experience (default {defaults.train.epochs})")
+    group.add_argument("--lr", type=float,
+                       help=f"learning rate (AdamW, cosine decay per experience; default {defaults.train.lr:g})")
+    group.add_argument("--batch-size", type=int,
+                       help=f"training minibatch size (default {defaults.train.batch_size}; replay adds its own)")
     group.add_argument("--bn-policy", choices=("train", "freeze_after_first", "per_task"),
                        help="BatchNorm running statistics: keep training them, freeze them after the first "
-                            "experience, or keep one set per task")
-    group.add_argument("--workers", type=int, help="data loading worker processes")
+                            "experience, or keep one set per task (default train)")
+    group.add_argument("--workers", type=int, help="data loading worker processes (default 0: in the main process)")
     group.add_argument("--out", help="results folder (default results/)")
     group.add_argument("--logger", choices=("tqdm", "text", "tensorboard", "none"),
                        help="progress output: tqdm bars, plain text, tqdm + TensorBoard in the run folder, or "
