@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--backbone-lr-scale", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tasks", default="seg,det,cls")
     parser.add_argument("--device", default="auto")
@@ -54,12 +55,14 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(config.model, benchmark.classes, tasks)
         result = train_single_task(model, benchmark, tasks[name], epochs=args.epochs, lr=args.lr,
-                                   batch_size=args.batch_size, device=str(device), num_workers=args.workers)
+                                   batch_size=args.batch_size, device=str(device), num_workers=args.workers,
+                                   backbone_lr_scale=args.backbone_lr_scale)
         row = {"task": name, "epochs": result.epochs, "s/epoch": round(result.seconds_per_epoch, 1)}
         row.update({k: round(v, 4) for k, v in result.metrics.items()})
         rows.append(row)
         print(row, flush=True)
-    print(f"\nsingle-task val metrics, {args.image_size} px, {args.epochs} epochs, lr {args.lr}, "
+    print(f"\nsingle-task val metrics, {args.image_size} px, {args.epochs} epochs, lr {args.lr} "
+          f"(backbone x{args.backbone_lr_scale}), "
           f"batch {args.batch_size}, {device}, pretrained {config.model.backbone}:")
     print(pd.DataFrame(rows).to_string(index=False))
 

@@ -111,6 +111,7 @@ class TrainConfig:
     epochs_per_task: dict[str, int] = field(default_factory=dict)
     lr: float = 3e-3
     lr_per_task: dict[str, float] = field(default_factory=dict)
+    backbone_lr_scale: float = 1.0  # backbone rate / neck and head rate; ~0.1 suits an ImageNet backbone
     weight_decay: float = 1e-4
     batch_size: int = 8
     warmup_steps: int = 0

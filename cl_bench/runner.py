@@ -34,7 +34,7 @@ from cl_bench.model.export import save_weights
 from cl_bench.tasks import build_tasks
 from cl_bench.training.batchnorm import BatchNormPolicyPlugin
 from cl_bench.training.metrics_plugin import MultiTaskEvalMetric
-from cl_bench.training.schedule import CosineLRPlugin
+from cl_bench.training.schedule import CosineLRPlugin, parameter_groups
 from cl_bench.training.template import MultiHeadOutputPlugin, MultiTaskCriterion, MultiTaskTemplate
 from scenarios.benchmark import TaskIncrementalBenchmark, build_benchmark
 from strategies import StrategyContext, get_strategy
@@ -137,7 +137,8 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     metric = MultiTaskEvalMetric(tasks, benchmark.splits["test"], task_of)
     evaluator = EvaluationPlugin(metric, loss_metrics(epoch=True, experience=True),
                                  loggers=_loggers(config, run_dir))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.train.backbone_lr_scale), lr=config.train.lr,
+                                  weight_decay=config.train.weight_decay)
     strategy = MultiTaskTemplate(model=model, optimizer=optimizer, criterion=criterion,
                                  train_mb_size=config.train.batch_size, train_epochs=config.train.epochs,
                                  eval_mb_size=config.run.eval_batch_size, device=device, plugins=plugins,

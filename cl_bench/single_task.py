@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from cl_bench.evaluation import evaluate_task
 from cl_bench.tasks import Task
+from cl_bench.training.schedule import parameter_groups
 from scenarios.benchmark import TaskIncrementalBenchmark
 
 
@@ -25,9 +26,11 @@ class SingleTaskResult:
 
 def train_single_task(model: nn.Module, benchmark: TaskIncrementalBenchmark, task: Task, epochs: int,
                       lr: float = 1e-3, batch_size: int = 16, device: str = "cpu", num_workers: int = 0,
-                      max_seconds: float | None = None, seed: int = 0) -> SingleTaskResult:
-    """Train ``model`` on ``task``'s training split (AdamW, cosine schedule), then
-    evaluate on its test split. ``max_seconds`` stops early after a whole epoch."""
+                      max_seconds: float | None = None, seed: int = 0,
+                      backbone_lr_scale: float = 1.0) -> SingleTaskResult:
+    """Train ``model`` on ``task``'s training split (AdamW, cosine schedule; the
+    backbone at ``backbone_lr_scale`` times ``lr``), then evaluate on its test
+    split. ``max_seconds`` stops early after a whole epoch."""
     torch.manual_seed(seed)
     label = benchmark.tasks.index(task.name)
     train_data = benchmark.train_stream[label].dataset.train()
@@ -35,7 +38,10 @@ def train_single_task(model: nn.Module, benchmark: TaskIncrementalBenchmark, tas
                         num_workers=num_workers, drop_last=len(train_data) > batch_size,
                         generator=torch.Generator().manual_seed(seed))
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    groups = parameter_groups(model, backbone_lr_scale)
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * len(loader), 1))
     start, done, loss_value = time.perf_counter(), 0, float("nan")
     for _ in range(epochs):

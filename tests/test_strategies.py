@@ -245,3 +245,21 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     (run_dir / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(CLBenchError, match="unreadable checkpoint"):
         run_experiment(config, log=lambda _: None)
+
+
+def test_learning_rate_groups_follow_the_cosine_schedule_with_a_slower_backbone(small):
+    from cl_bench.training.schedule import CosineLRPlugin, parameter_groups
+
+    _, _, model = small
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.1), lr=1.0)
+    plugin = CosineLRPlugin(lambda task: {"seg": 0.01}.get(task, 1.0), lambda exp: exp, warmup_steps=0)
+    strategy = SimpleNamespace(optimizer=optimizer, experience="seg", train_epochs=2, dataloader=[0, 0])
+    plugin.before_training_exp(strategy)
+    rates = []
+    for _ in range(4):
+        plugin.before_training_iteration(strategy)
+        rates.append([group["lr"] for group in optimizer.param_groups])
+    assert rates[0] == pytest.approx([0.001, 0.01])  # backbone at a tenth
+    assert rates[2] == pytest.approx([0.0005, 0.005])  # half way down the cosine
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == \
+        sum(p.numel() for p in model.parameters())

@@ -1,10 +1,20 @@
-"""Per-experience learning rate: linear warm-up then cosine decay to zero."""
+"""Learning rates: parameter groups (a slower backbone) and, per experience,
+linear warm-up then cosine decay to zero."""
 
 from __future__ import annotations
 
 import math
 
 from avalanche.training.plugins import SupervisedPlugin
+from torch import nn
+
+
+def parameter_groups(model: nn.Module, backbone_lr_scale: float = 1.0) -> list[dict]:
+    """The backbone's parameters at ``backbone_lr_scale`` times the rate of the rest (neck, head)."""
+    backbone = list(model.backbone.parameters())
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": backbone, "lr_scale": backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}]
 
 
 class CosineLRPlugin(SupervisedPlugin):
@@ -34,5 +44,5 @@ class CosineLRPlugin(SupervisedPlugin):
             progress = (self._step - self.warmup_steps) / max(self._total - self.warmup_steps, 1)
             factor = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in strategy.optimizer.param_groups:
-            group["lr"] = self._lr * factor
+            group["lr"] = self._lr * factor * group.get("lr_scale", 1.0)
         self._step += 1

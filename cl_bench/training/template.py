@@ -78,3 +78,10 @@ class MultiTaskTemplate(SupervisedTemplate):
 
     def forward(self):
         return self.model(self.mb_x)
+
+    def make_optimizer(self, reset_optimizer_state: bool = False, **kwargs):
+        """The unified model never grows, so the optimizer keeps its parameter
+        groups (Avalanche's rebuild supports a single group); its state is
+        cleared for a fresh start when asked."""
+        if reset_optimizer_state:
+            self.optimizer.state.clear()
