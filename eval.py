@@ -16,8 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from cl_bench.cli import run_command
-from cl_bench.tasks import TASKS
+from cl_bench.cli import add_task_root_arguments, run_command, task_roots
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, type=Path, help="weights file written by `run_bench.py export`")
     parser.add_argument("--data_root", "--data-root", "--dataroot", dest="data_root", default="data",
                         help="folder holding mini_coco_det, mini_voc_seg, imagenette_160 (default: data)")
-    for task in TASKS.values():
-        parser.add_argument(f"--{task.name}-root", dest=f"{task.name}_root", metavar="DIR",
-                            help=f"{task.title} folder ({task.dataset}), overriding --data_root for this task")
+    add_task_root_arguments(parser)
     parser.add_argument("--tasks", default="all",
                         help="all, or a comma list of det|seg|cls (or detection, segmentation, classification)")
     parser.add_argument("--split", default="val", help="split folder to evaluate (default: val; e.g. test)")
@@ -64,8 +61,7 @@ def evaluate(args: argparse.Namespace) -> int:
             names.append(get_task(item.strip()).name)
         except ValueError as error:
             raise SystemExit(f"error: --tasks: {error}")
-    data = DataConfig(root=args.data_root, test_split=args.split,
-                      roots={n: getattr(args, f"{n}_root") for n in HEAD_LAYOUT if getattr(args, f"{n}_root")})
+    data = DataConfig(root=args.data_root, test_split=args.split, roots=task_roots(args))
     source = resolve_data(data, names)
     counts = loaded.model.parameter_counts()
     print(f"weights: {args.weights} ({loaded.model.config.backbone}, {counts['total'] / 1e6:.2f} M parameters, "

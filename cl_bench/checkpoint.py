@@ -5,6 +5,7 @@ avalanche issues #1549, #1680): plain tensors and Python values, loadable with
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,16 @@ from cl_bench.atomic import atomic_path
 from cl_bench.errors import CLBenchError
 
 CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class RestoreContext:
+    """What a plugin may need to rebuild its state: the live model, the device,
+    and the training datasets of the experiences (replay buffer indices point into them)."""
+
+    model: torch.nn.Module
+    device: torch.device
+    datasets: list
 
 
 def rng_state() -> dict[str, Any]:

@@ -18,14 +18,24 @@ def quiet_third_party_warnings() -> None:
     warnings.filterwarnings("ignore", message="no QP solver found", module="qpsolvers")
 
 
+def add_task_root_arguments(group) -> None:
+    """``--seg-root``, ``--det-root``, ``--cls-root``: one task's folder, overriding the data root."""
+    for task in TASKS.values():
+        group.add_argument(f"--{task.name}-root", dest=f"{task.name}_root", metavar="DIR",
+                           help=f"{task.title} folder ({task.dataset}), overriding the data root for this task")
+
+
+def task_roots(args: argparse.Namespace) -> dict[str, str]:
+    """The per-task folders given on the command line."""
+    return {name: getattr(args, f"{name}_root") for name in TASKS if getattr(args, f"{name}_root", None)}
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data-root", "--data_root", "--dataroot", dest="data_root", metavar="DIR",
                        help="folder holding the three task folders (mini_voc_seg, mini_coco_det, "
                             "imagenette_160 or their variants); default ./data, else the synthetic default")
-    for task in TASKS.values():
-        group.add_argument(f"--{task.name}-root", dest=f"{task.name}_root", metavar="DIR",
-                           help=f"{task.title} folder ({task.dataset}), overriding --data-root for this task")
+    add_task_root_arguments(group)
     group.add_argument("--synthetic", action="store_true",
                        help="use the embedded synthetic default even when ./data exists")
     group.add_argument("--det-classes", metavar="A,B,...",
@@ -38,10 +48,7 @@ def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConf
     """Override ``data`` with the command-line values that were given."""
     if args.data_root:
         data.root = args.data_root
-    for task in TASKS.values():
-        value = getattr(args, f"{task.name}_root", None)
-        if value:
-            data.roots[task.name] = value
+    data.roots.update(task_roots(args))
     if args.synthetic:
         data.synthetic = True
     if args.det_classes:

@@ -26,7 +26,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench import results
 from cl_bench.atomic import write_text
-from cl_bench.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cl_bench.checkpoint import CHECKPOINT, RestoreContext, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cl_bench.config import Config, to_dict
 from cl_bench.devices import environment, resolve_device
 from cl_bench.model import build_model
@@ -151,9 +151,9 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     if checkpoint is not None and checkpoint.get("run_id") == run_id:
         start = checkpoint["completed"] + 1
         model.load_state_dict(checkpoint["model"])
-        restore = {"model": model, "device": device, "datasets": [e.dataset for e in benchmark.train_stream]}
+        context = RestoreContext(model, device, [e.dataset for e in benchmark.train_stream])
         for name, plugin in stateful.items():
-            plugin.load_state_dict(checkpoint["plugins"][name], **_restore_args(plugin, restore))
+            plugin.load_state_dict(checkpoint["plugins"][name], context)
         metric.records = list(checkpoint["records"])
         timings = list(checkpoint["timings"])
         strategy.clock.train_exp_counter = start
@@ -188,14 +188,6 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
                              output_plugin.history, timings, model.parameter_counts()["total"], environment(device))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # finished: model.pt and the results remain
     return RunOutcome(run_id, run_dir, summary)
-
-
-def _restore_args(plugin, restore: dict[str, Any]) -> dict[str, Any]:
-    """The extra arguments a plugin's load_state_dict asks for, by name."""
-    import inspect
-
-    wanted = inspect.signature(plugin.load_state_dict).parameters
-    return {k: v for k, v in restore.items() if k in wanted}
 
 
 def _write_results(config: Config, schedule: str, run_id: str, run_dir: Path, benchmark, records, losses,

@@ -125,9 +125,9 @@ class VocSegSplit(TaskSplit):
             raise DataError.at(
                 path, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}"
             )
-        values = np.unique(mask)
-        bad = values[(values >= len(self.classes)) & (values != IGNORE_INDEX)]
-        if bad.size:
+        outside = (mask >= len(self.classes)) & (mask != IGNORE_INDEX)
+        if outside.any():
+            bad = np.unique(mask[outside])
             raise DataError.at(
                 path, f"mask values {bad.tolist()[:5]} outside 0..{len(self.classes) - 1} and {IGNORE_INDEX}"
             )

@@ -8,8 +8,8 @@ from strategies import register
 
 @dataclass
 class EWCOptions:
-    # Importances (mean squared gradients) are tiny (~1e-7 per weight here), so a
-    # large lambda is needed for the penalty to matter: bench/ewc_lambda.py shows it.
+    # Importances (mean squared gradients) are tiny (median ~1e-7 per weight after the smoke
+    # seg stage), so a large lambda is needed for the penalty to matter: bench/ewc_lambda.py.
     ewc_lambda: float = 1e5
     mode: str = "separate"  # separate | online
     decay_factor: float | None = None  # online mode only (e.g. 0.9)

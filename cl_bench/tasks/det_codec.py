@@ -54,15 +54,17 @@ def assign(boxes: list[torch.Tensor], labels: list[torch.Tensor], grid: tuple[in
     sy, sx = height / rows, width / cols
     device = boxes[0].device if boxes else torch.device("cpu")
     batch = len(boxes)
-    objectness = torch.zeros(batch, rows, cols, device=device)
-    target_labels = torch.full((batch, rows, cols), -1, dtype=torch.int64, device=device)
-    target_boxes = torch.zeros(batch, rows, cols, 4, device=device)
+    # built on the CPU from plain lists: one transfer per minibatch, not one device sync per box
+    objectness = torch.zeros(batch, rows, cols)
+    target_labels = torch.full((batch, rows, cols), -1, dtype=torch.int64)
+    target_boxes = torch.zeros(batch, rows, cols, 4)
     for b, (image_boxes, image_labels) in enumerate(zip(boxes, labels)):
         if len(image_boxes) == 0:
             continue
-        areas = (image_boxes[:, 2] - image_boxes[:, 0]) * (image_boxes[:, 3] - image_boxes[:, 1])
-        for k in torch.argsort(areas, descending=True).tolist():
-            x0, y0, x1, y1 = image_boxes[k].tolist()
+        coords, classes = image_boxes.detach().cpu().tolist(), image_labels.cpu().tolist()
+        areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in coords]
+        for k in sorted(range(len(coords)), key=lambda i: -areas[i]):
+            x0, y0, x1, y1 = coords[k]
             fx, fy = (x0 + x1) / 2 / sx, (y0 + y1) / 2 / sy
             col, row = min(max(int(fx), 0), cols - 1), min(max(int(fy), 0), rows - 1)
             cells = [(row, col)]
@@ -73,9 +75,9 @@ def assign(boxes: list[torch.Tensor], labels: list[torch.Tensor], grid: tuple[in
             for r, c in cells:
                 if 0 <= r < rows and 0 <= c < cols:
                     objectness[b, r, c] = 1.0
-                    target_labels[b, r, c] = image_labels[k]
-                    target_boxes[b, r, c] = image_boxes[k]
-    return Assignment(objectness, target_labels, target_boxes)
+                    target_labels[b, r, c] = classes[k]
+                    target_boxes[b, r, c] = torch.tensor(coords[k])
+    return Assignment(objectness.to(device), target_labels.to(device), target_boxes.to(device))
 
 
 def encode(boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: tuple[int, int],

@@ -78,6 +78,6 @@ class BatchNormPolicyPlugin(SupervisedPlugin):
     def state_dict(self) -> dict[str, Any]:
         return {"trained": self._trained, "per_task": self.per_task}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], context=None) -> None:
         self._trained = int(state["trained"])
         self.per_task = dict(state["per_task"])

@@ -30,8 +30,8 @@ class TaskAwareEWCPlugin(EWCPlugin):
     def state_dict(self) -> dict[str, Any]:
         return {"saved_params": _to_tensors(self.saved_params), "importances": _to_tensors(self.importances)}
 
-    def load_state_dict(self, state: dict[str, Any], device="cpu") -> None:
+    def load_state_dict(self, state: dict[str, Any], context) -> None:
         self.saved_params.clear()
         self.importances.clear()
-        self.saved_params.update(_to_params(state["saved_params"], device))
-        self.importances.update(_to_params(state["importances"], device))
+        self.saved_params.update(_to_params(state["saved_params"], context.device))
+        self.importances.update(_to_params(state["importances"], context.device))

@@ -56,9 +56,9 @@ class MultiTaskLwFPlugin(SupervisedPlugin):
         return {"learned": list(self.learned),
                 "teacher": None if self.teacher is None else self.teacher.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any], model: torch.nn.Module) -> None:
+    def load_state_dict(self, state: dict[str, Any], context) -> None:
         self.learned = list(state["learned"])
         self.teacher = None
         if state["teacher"] is not None:
-            self.teacher = self._frozen_copy(model)
+            self.teacher = self._frozen_copy(context.model)
             self.teacher.load_state_dict(state["teacher"])

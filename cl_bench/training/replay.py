@@ -83,5 +83,5 @@ class TaskBalancedReplayPlugin(ReplayPlugin):
     def state_dict(self) -> dict[str, Any]:
         return self.storage_policy.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any], datasets: list[AvalancheDataset]) -> None:
-        self.storage_policy.load_state_dict(state, datasets)
+    def load_state_dict(self, state: dict[str, Any], context) -> None:
+        self.storage_policy.load_state_dict(state, context.datasets)

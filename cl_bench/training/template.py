@@ -67,7 +67,7 @@ class MultiHeadOutputPlugin(SupervisedPlugin):
     def state_dict(self) -> dict[str, Any]:
         return {"history": list(self.history)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], context=None) -> None:
         self.history = list(state["history"])
 
 
