@@ -11,6 +11,7 @@ Other commands (each has --help):
   python run_bench.py check-model [--config X]         check the model against the challenge rules
   python run_bench.py report [--results results]       tables, figures and report.md over the finished runs
   python run_bench.py export --select best --out best_model.pt   the best run's weights + model card
+  python run_bench.py tune experiments/tuning/*.yaml   one run per YAML setting, a table of outcomes
 
 Results: results/<run_id>/ (config, metrics.csv, matrices, summary.json, model.pt)
 and one row per finished run in results/runs.csv. Re-running an interrupted
@@ -27,9 +28,10 @@ from cl_bench.data_commands import add_data_commands
 from cl_bench.model_commands import add_model_commands
 from cl_bench.report_commands import add_export_commands, add_report_commands
 from cl_bench.train_command import build_train_parser
+from cl_bench.tune_command import add_tune_commands
 
 COMMANDS = {"data": add_data_commands, "check-model": add_model_commands, "report": add_report_commands,
-            "export": add_export_commands}
+            "export": add_export_commands, "tune": add_tune_commands}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:

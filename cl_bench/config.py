@@ -188,11 +188,9 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read a YAML config file (or the defaults when ``path`` is None)."""
-    if path is None:
-        return Config()
-    path = Path(path)
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config, merged over the file its ``base:`` key names
+    (a path relative to it), recursively."""
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -201,7 +199,30 @@ def load_config(path: str | Path | None = None) -> Config:
         raise CLBenchError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise CLBenchError(f"{path}: expected a mapping at the top level")
-    return from_dict(Config, values, str(path))
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen:
+        raise CLBenchError(f"{path}: 'base: {base}' makes a cycle")
+    return _merge(_read_yaml(base_path, (*seen, path.resolve())), values)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both_mappings else value
+    return merged
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read a YAML config file (or the defaults when ``path`` is None). A file may
+    start from another with ``base: other.yaml`` and override some of its keys."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    return from_dict(Config, _read_yaml(path), str(path))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -58,3 +58,15 @@ def test_help_explains_every_option(capsys):
     for option in ("--strategy", "--config", "--seed", "--order", "--epochs", "--image-size", "--data-root",
                    "--device", "--backbone-weights", "--out", "--bn-policy", "--set", "--list-strategies"):
         assert option in out
+
+
+def test_a_config_can_start_from_a_base_file_and_override_keys(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.001\n  epochs: 7\ndata:\n  image_size: 96\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("base: ../base.yaml\ntrain:\n  lr: 0.0005\n")
+    config = load_config(child)
+    assert (config.train.lr, config.train.epochs, config.data.image_size) == (0.0005, 7, 96)
+    (tmp_path / "base.yaml").write_text("base: sub/child.yaml\n")
+    with pytest.raises(CLBenchError, match="makes a cycle"):
+        load_config(child)

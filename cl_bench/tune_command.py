@@ -1,0 +1,28 @@
+"""`run_bench.py tune CONFIG...`: a documented search, one YAML per tried setting."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_tune_commands(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tune", help="train one run per YAML setting and tabulate the outcomes",
+        description="Train one run per YAML file (each usually 'base: start.yaml' plus the keys it changes) "
+                    "into --out, skipping settings already finished, then write OUT/tuning.csv and "
+                    "OUT/tuning.md: per setting, the keys its YAML changes, each task's base (right after it "
+                    "was learned), final value and relative drop, and the 5 % verdict.")
+    parser.add_argument("configs", nargs="+", type=Path, metavar="YAML", help="one YAML per tried setting")
+    parser.add_argument("--out", type=Path, default=Path("results/tuning"),
+                        help="results folder of the search (default: results/tuning)")
+    parser.set_defaults(handler=tune_command)
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    from cl_bench.tuning import run_search
+
+    table = run_search(args.configs, args.out)
+    print(table.drop(columns="run_id").to_string(index=False))
+    print(f"\noutcomes: {args.out / 'tuning.md'}, {args.out / 'tuning.csv'}")
+    return 0

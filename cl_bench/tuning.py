@@ -1,0 +1,70 @@
+"""A documented hyper-parameter search: one YAML per tried setting (usually
+``base: <start>.yaml`` plus the keys it changes), each trained by the harness,
+then one table of outcomes (``tuning.csv``, ``tuning.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from cl_bench.atomic import write_text
+from cl_bench.config import load_config
+from cl_bench.report.markdown import markdown_table
+from cl_bench.results import PRIMARY
+
+# Columns per task: its primary metric, and detection's mAP@0.5 beside its mAP.
+_SHOWN = [("seg", "mIoU", "primary"), ("det", "mAP", "primary"), ("det", "mAP50", "secondary"),
+          ("cls", "top1", "primary")]
+
+
+def setting_changes(path: Path) -> str:
+    """The keys a YAML sets itself (its ``base`` excluded), as ``a.b=value`` items."""
+    def flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
+        items = []
+        for key, value in values.items():
+            if isinstance(value, dict) and value:
+                items += flatten(value, f"{prefix}{key}.")
+            else:
+                items.append(f"{prefix}{key}={value}")
+        return items
+    own = yaml.safe_load(Path(path).read_text()) or {}
+    own.pop("base", None)
+    return ", ".join(flatten(own)) or "(the starting point)"
+
+
+def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """One table row: per task base (right after it was learned), final and relative drop; the verdict."""
+    row: dict[str, Any] = {"setting": setting, "changes": changes}
+    for task, metric, part in _SHOWN:
+        values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task)
+        if values is not None:
+            row[f"{task} {metric} base"] = round(values["base"], 4)
+            row[f"{task} {metric} final"] = round(values["final"], 4)
+            if PRIMARY[task] == metric:
+                row[f"{task} drop %"] = round(values["drop_rel_pct"], 1)
+    row["pass"] = "yes" if summary.get("pass") else "no"
+    row["train s"] = round(summary.get("train_time_s", float("nan")))
+    row["run_id"] = run_id
+    return row
+
+
+def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train every setting into ``out`` (finished ones are skipped) and write the outcome table."""
+    from cl_bench.runner import run_experiment
+
+    rows = []
+    for path in paths:
+        config = load_config(path)
+        config.run.out = str(out)
+        changes = setting_changes(path)
+        log(f"== {path.stem}: {changes}")
+        outcome = run_experiment(config, log)
+        rows.append(outcome_row(path.stem, changes, outcome.run_id, outcome.summary))
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "tuning.csv", table.to_csv(index=False))
+    write_text(out / "tuning.md", markdown_table(table.drop(columns="run_id").astype(str), left=2))
+    return table
