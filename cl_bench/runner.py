@@ -91,7 +91,7 @@ def stages_for(schedule: str, benchmark: TaskIncrementalBenchmark) -> list[Stage
 def _loggers(config: Config, run_dir: Path) -> list:
     """log.txt always; then tqdm bars, plain text on stdout, TensorBoard, or nothing more (``none``)."""
     kind = config.run.logger
-    loggers = [TextLogger(open(run_dir / "log.txt", "a"))]
+    loggers = [TextLogger(open(run_dir / "log.txt", "a", buffering=1))]  # line-buffered: follow it live
     if kind == "text" or (kind == "tqdm" and not config.run.progress):
         loggers.append(TextLogger(sys.stdout))
     elif kind in ("tqdm", "tensorboard"):
