@@ -80,6 +80,8 @@ def setup_section(results: Results, latency: Latency | None) -> str:
                                                        if t["epochs_per_task"] else "")
              + f", batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
              + (f" (per task: {t['lr_per_task']})" if t["lr_per_task"] else "")
+             + (f", backbone at {t['backbone_lr_scale']:g}× the rate" if t.get("backbone_lr_scale", 1.0) != 1.0 else "")
+             + (f", loss weights {t['task_weights']}" if t.get("task_weights") else "")
              + f", weight decay {t['weight_decay']:g}, cosine decay per experience, BatchNorm policy {t['bn_policy']}"
              for t in _distinct(results, "train")]
     seeds = ", ".join(str(int(s)) for s in sorted(runs["seed"].unique()))
