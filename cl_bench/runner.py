@@ -61,14 +61,32 @@ class RunOutcome:
     skipped: bool = False
 
 
-def run_id_for(config: Config) -> str:
-    """``strategy_order_sSEED_hash``: the hash covers every setting that changes results."""
-    values = to_dict(config)
+def result_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (as a dict) without the keys that do not change results
+    (output folder, logging, device)."""
+    values = copy.deepcopy(values)
     for section, keys in _NOT_IN_RUN_ID.items():
         for key in keys:
-            values[section].pop(key, None)
+            values.get(section, {}).pop(key, None)
+    return values
+
+
+def run_id_for(config: Config) -> str:
+    """``strategy_order_sSEED_hash``: the hash covers every setting that changes results."""
+    values = result_settings(to_dict(config))
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
+
+
+def _finished_with(run_dir: Path, config_text: str) -> bool:
+    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside) are these."""
+    if not ((run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file()):
+        return False
+    try:
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(stored, dict) and result_settings(stored) == result_settings(yaml.safe_load(config_text))
 
 
 def seed_everything(seed: int) -> None:
@@ -109,8 +127,7 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     out = Path(config.run.out)
     run_dir = out / run_id
     config_text = yaml.safe_dump(to_dict(config), sort_keys=False)
-    if (run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file() \
-            and (run_dir / "config.yaml").read_text() == config_text:
+    if _finished_with(run_dir, config_text):
         log(f"run {run_id} already finished with this config: skipped ({run_dir / 'summary.json'})")
         return RunOutcome(run_id, run_dir, json.loads((run_dir / "summary.json").read_text()), skipped=True)
     run_dir.mkdir(parents=True, exist_ok=True)

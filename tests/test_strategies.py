@@ -234,6 +234,10 @@ def test_killed_run_resumes_to_the_same_matrices(tmp_path):
         assert (run_a.parent / name).read_text() == (run_b.parent / name).read_text(), name
     again = subprocess.run(_command(tmp_path / "b"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already finished with this config: skipped" in again.stdout
+    # other logging changes no result: still finished
+    quiet = subprocess.run([*_command(tmp_path / "b")[:-1], "none"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert quiet.returncode == 0 and "already finished with this config: skipped" in quiet.stdout
 
 
 def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
