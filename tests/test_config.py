@@ -14,7 +14,7 @@ from cl_bench.train_command import train_config
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("**/*.yaml")), ids=lambda p: p.name)
 def test_every_experiment_config_loads(path):
     assert isinstance(load_config(path), Config)
 
