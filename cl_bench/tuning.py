@@ -12,12 +12,9 @@ import yaml
 
 from cl_bench.atomic import write_text
 from cl_bench.config import load_config
+from cl_bench.report.collect import METRICS
 from cl_bench.report.markdown import markdown_table
-from cl_bench.results import PRIMARY
-
-# Columns per task: its primary metric, and detection's mAP@0.5 beside its mAP.
-_SHOWN = [("seg", "mIoU", "primary"), ("det", "mAP", "primary"), ("det", "mAP50", "secondary"),
-          ("cls", "top1", "primary")]
+from cl_bench.results import PRIMARY, runs_row
 
 
 def setting_changes(path: Path) -> str:
@@ -36,15 +33,16 @@ def setting_changes(path: Path) -> str:
 
 
 def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """One table row: per task base (right after it was learned), final and relative drop; the verdict."""
+    """One table row: per reported metric base (right after its task was learned), final and,
+    for primary metrics, the relative drop; the verdict."""
+    flat = runs_row(summary, {})
     row: dict[str, Any] = {"setting": setting, "changes": changes}
-    for task, metric, part in _SHOWN:
-        values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task)
-        if values is not None:
-            row[f"{task} {metric} base"] = round(values["base"], 4)
-            row[f"{task} {metric} final"] = round(values["final"], 4)
+    for metric, (task, _) in METRICS.items():
+        if flat[f"base_{metric}"] is not None:
+            row[f"{task} {metric} base"] = round(flat[f"base_{metric}"], 4)
+            row[f"{task} {metric} final"] = round(flat[f"final_{metric}"], 4)
             if PRIMARY[task] == metric:
-                row[f"{task} drop %"] = round(values["drop_rel_pct"], 1)
+                row[f"{task} drop %"] = round(flat[f"drop_rel_pct_{task}"], 1)
     row["pass"] = "yes" if summary.get("pass") else "no"
     row["train s"] = round(summary.get("train_time_s", float("nan")))
     row["run_id"] = run_id
