@@ -49,6 +49,14 @@ def test_smaller_box_wins_a_shared_cell():
     assert target.labels[0, 2, 2] == 0
 
 
+def test_a_neighbour_cell_never_takes_another_boxs_centre_cell():
+    big = [8.0, 8.0, 56.0, 56.0]  # centre (32, 32): cell (2, 2)
+    small = [36.0, 20.0, 44.0, 28.0]  # centre (40, 24): cell (1, 2), lower neighbour (2, 2)
+    target = assign([torch.tensor([big, small])], [torch.tensor([0, 1])], (4, 4), (64, 64), neighbours=True)
+    assert target.labels[0, 2, 2] == 0
+    assert target.labels[0, 1, 2] == 1
+
+
 def test_loss_is_small_for_a_perfect_output_and_large_otherwise():
     task = DetectionTask(DetOptions(neighbours=False))
     boxes, labels = torch.tensor([[4.0, 6.0, 30.0, 40.0]]), torch.tensor([1])

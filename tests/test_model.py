@@ -77,10 +77,11 @@ def test_a_two_branch_head_is_detected():
     assert not is_single_branch(Residual())
 
 
-def test_objectness_starts_at_a_low_prior():
+def test_objectness_starts_at_a_low_prior_and_boxes_small():
     m = model().eval()
-    conf = m(torch.randn(1, 3, 64, 64))["det"][:, 4].sigmoid()
-    assert conf.mean() < 0.1
+    det = m(torch.randn(1, 3, 64, 64))["det"].sigmoid()
+    assert det[:, 4].mean() < 0.1
+    assert 0.05 < det[:, 2:4].mean() < 0.2  # box width and height: a tenth of the input, not half
 
 
 def test_batchnorm_momentum_is_configurable():

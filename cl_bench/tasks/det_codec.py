@@ -47,8 +47,9 @@ class Assignment:
 def assign(boxes: list[torch.Tensor], labels: list[torch.Tensor], grid: tuple[int, int],
            input_size: tuple[int, int], neighbours: bool = True) -> Assignment:
     """Each box goes to the cell holding its centre (and, with ``neighbours``,
-    the horizontally and vertically nearest adjacent cells); where boxes share
-    a cell, the smaller one wins."""
+    the horizontally and vertically nearest adjacent cells). A centre cell is
+    never given up to another box's neighbour cell; where two boxes share a
+    centre cell (or, among neighbours, a cell), the smaller one wins."""
     rows, cols = grid
     height, width = input_size
     sy, sx = height / rows, width / cols
@@ -63,20 +64,22 @@ def assign(boxes: list[torch.Tensor], labels: list[torch.Tensor], grid: tuple[in
             continue
         coords, classes = image_boxes.detach().cpu().tolist(), image_labels.cpu().tolist()
         areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in coords]
+        centres, around = [], []
         for k in sorted(range(len(coords)), key=lambda i: -areas[i]):
             x0, y0, x1, y1 = coords[k]
             fx, fy = (x0 + x1) / 2 / sx, (y0 + y1) / 2 / sy
             col, row = min(max(int(fx), 0), cols - 1), min(max(int(fy), 0), rows - 1)
-            cells = [(row, col)]
+            centres.append((k, row, col))
             if neighbours:
                 dc = -1 if fx - col < 0.5 else 1
                 dr = -1 if fy - row < 0.5 else 1
-                cells += [(row, col + dc), (row + dr, col)]
-            for r, c in cells:
-                if 0 <= r < rows and 0 <= c < cols:
-                    objectness[b, r, c] = 1.0
-                    target_labels[b, r, c] = classes[k]
-                    target_boxes[b, r, c] = torch.tensor(coords[k])
+                around += [(k, row, col + dc), (k, row + dr, col)]
+        # later writes win: neighbours (largest box first), then centres (largest first)
+        for k, r, c in around + centres:
+            if 0 <= r < rows and 0 <= c < cols:
+                objectness[b, r, c] = 1.0
+                target_labels[b, r, c] = classes[k]
+                target_boxes[b, r, c] = torch.tensor(coords[k])
     return Assignment(objectness.to(device), target_labels.to(device), target_boxes.to(device))
 
 

@@ -17,6 +17,7 @@ from cl_bench.tasks.base import Task, TaskMetric
 from scenarios.coco_det import CocoDetSplit
 
 OBJECT_PRIOR = 0.01
+SIZE_PRIOR = 0.1  # boxes start a tenth of the input wide and high (COCO objects are mostly small)
 
 
 class DetectionMetric(TaskMetric):
@@ -60,8 +61,10 @@ class DetectionTask(Task):
         return 5 + num_classes  # cx, cy, w, h, conf, class logits
 
     def initial_bias(self, num_classes: int) -> torch.Tensor:
-        """Objectness starts at a prior of 1 % (RetinaNet), so the focal loss starts small."""
+        """Objectness starts at a prior of 1 % (RetinaNet), so the focal loss
+        starts small; box sizes start at a tenth of the input, not half."""
         bias = torch.zeros(self.channels(num_classes))
+        bias[2:4] = math.log(SIZE_PRIOR / (1 - SIZE_PRIOR))
         bias[4] = -math.log((1 - OBJECT_PRIOR) / OBJECT_PRIOR)
         return bias
 
