@@ -1,9 +1,11 @@
-"""Device selection."""
+"""Device selection and where a run ran."""
 
 from __future__ import annotations
 
 import platform
+import subprocess
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -40,4 +42,18 @@ def environment(device: torch.device) -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return {"device": describe(device), **versions}
+    return {"device": describe(device), "cl_bench": code_version(), **versions}
+
+
+def code_version(repo: Path = Path(__file__).resolve().parents[1]) -> str:
+    """The git commit of this checkout (``-dirty`` when its tracked Python
+    files have uncommitted changes), or ``unknown`` outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no",
+                                "--", "*.py"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from cl_bench.config import load_config
+from cl_bench.devices import code_version
 from cl_bench.report.collect import load_results
 from cl_bench.report.selection import select_run
 from cl_bench.runner import run_experiment
@@ -63,6 +64,7 @@ def test_report_writes_every_table_and_figure(report):
                     "2 epochs per experience", "**Seeds**: 0, 1", "synthetic default"):
         assert heading in text, heading
     assert "INFO" in (report / "tables" / "constraints.md").read_text()  # latency measured on the CPU
+    assert f"**Code** (cl_bench git commit) of the runs: {code_version()} (4 runs)." in text
 
 
 def test_report_tables_are_mean_and_std_over_seeds(report, runs):

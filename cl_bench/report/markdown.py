@@ -46,6 +46,13 @@ def _environments(results: Results) -> tuple[str, str]:
     return devices, _text(versions) if versions else "not recorded"
 
 
+def _code_versions(results: Results) -> str:
+    """The cl_bench commits the runs recorded, with how many runs each."""
+    commits = [(summary.get("environment") or {}).get("cl_bench", "not recorded")
+               for summary in results.summaries.values()]
+    return "; ".join(f"{commit} ({commits.count(commit)} runs)" for commit in dict.fromkeys(commits))
+
+
 def _distinct(results: Results, *path: str, runs: pd.DataFrame | None = None) -> list[Any]:
     """Distinct values of a config.yaml entry over ``runs`` (default: all), in run order."""
     values = []
@@ -100,6 +107,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
         f"- **Seeds**: {seeds} ({len(runs)} runs in {runs['label'].nunique()} groups).",
         f"- **Device** of the runs: {devices}{measured}.",
         f"- **Libraries** of the runs: {versions}.",
+        f"- **Code** (cl_bench git commit) of the runs: {_code_versions(results)}.",
     ]
     return "## Setup\n\n" + "\n".join(lines) + "\n"
 
