@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--backbone-lr-scale", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tasks", default="seg,det,cls")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -52,18 +53,18 @@ def main() -> None:
     device = resolve_device(args.device)
     rows = []
     for name in args.tasks.split(","):
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         model = build_model(config.model, benchmark.classes, tasks)
         result = train_single_task(model, benchmark, tasks[name], epochs=args.epochs, lr=args.lr,
                                    batch_size=args.batch_size, device=str(device), num_workers=args.workers,
-                                   backbone_lr_scale=args.backbone_lr_scale)
+                                   backbone_lr_scale=args.backbone_lr_scale, seed=args.seed)
         row = {"task": name, "epochs": result.epochs, "s/epoch": round(result.seconds_per_epoch, 1)}
         row.update({k: round(v, 4) for k, v in result.metrics.items()})
         rows.append(row)
         print(row, flush=True)
     print(f"\nsingle-task val metrics, {args.image_size} px, {args.epochs} epochs, lr {args.lr} "
           f"(backbone x{args.backbone_lr_scale}), "
-          f"batch {args.batch_size}, {device}, pretrained {config.model.backbone}:")
+          f"batch {args.batch_size}, seed {args.seed}, {device}, pretrained {config.model.backbone}:")
     print(pd.DataFrame(rows).to_string(index=False))
 
 
