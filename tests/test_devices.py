@@ -16,14 +16,11 @@ def test_code_version_is_the_commit_and_says_when_python_files_changed(tmp_path)
     assert code_version(tmp_path) == "unknown"
     _git(tmp_path, "init", "-q")
     (tmp_path / "a.py").write_text("x = 1\n")
-    _git(tmp_path, "add", "a.py")
+    (tmp_path / "runs.csv").write_text("a\n")
+    _git(tmp_path, "add", "a.py", "runs.csv")
     _git(tmp_path, "commit", "-qm", "a")
     commit = _git(tmp_path, "rev-parse", "--short", "HEAD")
     (tmp_path / "untracked.txt").write_text("results\n")
-    (tmp_path / "runs.csv").write_text("a\n")
-    _git(tmp_path, "add", "runs.csv")
-    _git(tmp_path, "commit", "-qm", "results")
-    commit = _git(tmp_path, "rev-parse", "--short", "HEAD")
     (tmp_path / "runs.csv").write_text("a\nb\n")  # results change, the code does not
     assert code_version(tmp_path) == commit
     (tmp_path / "a.py").write_text("x = 2\n")

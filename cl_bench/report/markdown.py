@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,9 +49,9 @@ def _environments(results: Results) -> tuple[str, str]:
 
 def _code_versions(results: Results) -> str:
     """The cl_bench commits the runs recorded, with how many runs each."""
-    commits = [(summary.get("environment") or {}).get("cl_bench", "not recorded")
-               for summary in results.summaries.values()]
-    return "; ".join(f"{commit} ({commits.count(commit)} runs)" for commit in dict.fromkeys(commits))
+    commits = Counter((summary.get("environment") or {}).get("cl_bench", "not recorded")
+                      for summary in results.summaries.values())
+    return "; ".join(f"{commit} ({count} runs)" for commit, count in commits.items())
 
 
 def _distinct(results: Results, *path: str, runs: pd.DataFrame | None = None) -> list[Any]:
