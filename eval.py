@@ -1,87 +1,16 @@
 #!/usr/bin/env python
-"""Evaluate an exported cl_bench model (the grader's command).
+"""Evaluate an exported cl_bench model (the graders' command):
 
     python eval.py --weights best_model.pt --data_root data --tasks all
 
-Prints detection mAP (and mAP@0.5), segmentation mIoU (and pixel accuracy)
-and classification Top-1 (and Top-5) on one split of the data. The weights
-file carries the model description, class lists and preprocessing, so nothing
-else is needed.
+See `python eval.py --help`; the code is cl_bench/cli/eval_command.py.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
 
-from cl_bench.cli import add_task_root_arguments, run_command, task_roots
+from cl_bench.cli.eval_command import build_parser, evaluate, main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eval.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, type=Path, help="weights file written by `run_bench.py export`")
-    parser.add_argument("--data_root", "--data-root", "--dataroot", dest="data_root", default="data",
-                        help="folder holding mini_coco_det, mini_voc_seg, imagenette_160 (default: data)")
-    add_task_root_arguments(parser)
-    parser.add_argument("--tasks", default="all",
-                        help="all, or a comma list of det|seg|cls (or detection, segmentation, classification)")
-    parser.add_argument("--split", default="val", help="split folder to evaluate (default: val; e.g. test)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size (default 16)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON to FILE")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: evaluate(args))
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    from cl_bench.atomic import write_text
-    from cl_bench.config import DataConfig
-    from cl_bench.devices import resolve_device
-    from cl_bench.evaluation import evaluate_task
-    from cl_bench.metrics import METRIC_LABELS
-    from cl_bench.model.export import load_weights
-    from cl_bench.model.unified import HEAD_LAYOUT
-    from cl_bench.tasks import build_tasks, get_task
-    from scenarios.benchmark import eval_dataset
-    from scenarios.layout import resolve_data
-
-    device = resolve_device(args.device)
-    loaded = load_weights(args.weights, device)
-    tasks = build_tasks(loaded.tasks)
-    names = list(HEAD_LAYOUT) if args.tasks == "all" else []
-    for item in (t for t in args.tasks.split(",") if args.tasks != "all"):
-        try:
-            names.append(get_task(item.strip()).name)
-        except ValueError as error:
-            raise SystemExit(f"error: --tasks: {error}")
-    data = DataConfig(root=args.data_root, test_split=args.split, roots=task_roots(args))
-    source = resolve_data(data, names)
-    counts = loaded.model.parameter_counts()
-    print(f"weights: {args.weights} ({loaded.model.config.backbone}, {counts['total'] / 1e6:.2f} M parameters, "
-          f"{loaded.image_size} px, device {device})")
-    results = {}
-    for label, name in enumerate(names):
-        task = tasks[name]
-        split = task.open_split(source.roots[name], args.split, loaded.model.classes[name])
-        metrics = evaluate_task(loaded.prepare_for(name), task, eval_dataset(split, label, loaded.image_size), split, device,
-                                args.batch_size)
-        results[name] = metrics
-        primary, *others = task.metrics
-        extra = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.4f}" for m in others)
-        print(f"{task.title:<15} {METRIC_LABELS[primary]:>6} {metrics[primary]:.4f}   ({extra}; "
-              f"{len(split)} images of {source.roots[name] / args.split})")
-    if args.json:
-        write_text(args.json, json.dumps({"weights": str(args.weights), "split": args.split, "metrics": results},
-                                         indent=2))
-    return 0
-
+__all__ = ["build_parser", "evaluate", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_bench.cli import quiet_third_party_warnings  # noqa: E402
+from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
 
 quiet_third_party_warnings()
 

@@ -11,16 +11,17 @@ import argparse
 import statistics
 import time
 
-from _common import config
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import config
 from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from cl_bench.model import build_model  # noqa: E402
 from cl_bench.tasks import build_tasks  # noqa: E402
-from cl_bench.training.template import MultiHeadOutputPlugin, MultiTaskCriterion, MultiTaskTemplate  # noqa: E402
+from cl_bench.training.criterion import MultiTaskCriterion  # noqa: E402
+from cl_bench.training.loss_log import MultiHeadOutputPlugin  # noqa: E402
+from cl_bench.training.template import MultiTaskTemplate  # noqa: E402
 from scenarios.benchmark import build_benchmark  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_bench.cli import quiet_third_party_warnings  # noqa: E402
+from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
 
 quiet_third_party_warnings()
 
@@ -45,7 +45,8 @@ def main() -> None:
             rows.append({"step": "write synthetic default", "images": "", "seconds": time.perf_counter() - start})
         start = time.perf_counter()
         bm = build_benchmark(Config(DataConfig(root=str(root), image_size=args.image_size)))
-        rows.append({"step": "build benchmark (read annotations)", "images": "", "seconds": time.perf_counter() - start})
+        rows.append({"step": "build benchmark (read annotations)", "images": "",
+                     "seconds": time.perf_counter() - start})
         for stream in (bm.train_stream, bm.test_stream):
             for exp in stream:
                 start = time.perf_counter()

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import config
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import config
 from torch.utils.data import DataLoader  # noqa: E402
 
 from cl_bench.devices import describe, resolve_device  # noqa: E402

@@ -14,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_bench.cli import quiet_third_party_warnings  # noqa: E402
+from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
 
 quiet_third_party_warnings()
 
 import pandas as pd  # noqa: E402
 
 from cl_bench.config import load_config  # noqa: E402
-from cl_bench.runner import run_experiment  # noqa: E402
+from cl_bench.experiment.runner import run_experiment  # noqa: E402
 
 
 def main() -> None:

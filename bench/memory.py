@@ -9,12 +9,11 @@ import argparse
 import resource
 import tempfile
 
-from _common import config
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import config
 
-from cl_bench.runner import run_experiment  # noqa: E402
+from cl_bench.experiment.runner import run_experiment  # noqa: E402
 
 
 def main() -> None:

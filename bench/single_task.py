@@ -1,10 +1,13 @@
 """Single-task reference on the real minis: each task trained alone from the
-pretrained backbone, then its val metrics and the time per epoch.
+pretrained backbone (the `single_task` strategy, the same template and
+plugins as every strategy), then its val metrics and the time per epoch.
 
     python bench/single_task.py --data-root ../shared/datasets/real-mini \
-        --backbone-weights ../shared/weights [--image-size 320] [--epochs 10]
+        --backbone-weights ../shared/weights [--image-size 320] [--epochs 10] \
+        [--set train.epochs_per_task.det=40]
 
-Prints one table (absolute times are context only: machines are noisy).
+Prints one table (absolute times are context only: machines are noisy). The
+run lands in --out like any run, so a repeated command is skipped.
 """
 
 from __future__ import annotations
@@ -16,19 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_bench.cli import quiet_third_party_warnings  # noqa: E402
+from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
 
 quiet_third_party_warnings()
 
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-from cl_bench.config import Config, DataConfig, ModelConfig  # noqa: E402
-from cl_bench.devices import resolve_device  # noqa: E402
-from cl_bench.model import build_model  # noqa: E402
-from cl_bench.single_task import train_single_task  # noqa: E402
-from cl_bench.tasks import build_tasks  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
+from cl_bench.cli.train_command import apply_set  # noqa: E402
+from cl_bench.config import Config, DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig  # noqa: E402
+from cl_bench.experiment.runner import run_experiment  # noqa: E402
 
 
 def main() -> None:
@@ -40,31 +39,30 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--backbone-lr-scale", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--tasks", default="seg,det,cls")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="results/bench_single_task", help="results folder of the runs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config override")
     args = parser.parse_args()
 
-    config = Config(DataConfig(root=args.data_root, image_size=args.image_size),
-                    ModelConfig(backbone_weights=args.backbone_weights))
-    benchmark = build_benchmark(config)
-    tasks = build_tasks(config.tasks)
-    device = resolve_device(args.device)
+    config = Config(DataConfig(root=args.data_root, image_size=args.image_size, num_workers=args.workers),
+                    ModelConfig(backbone_weights=args.backbone_weights),
+                    train=TrainConfig(epochs=args.epochs, lr=args.lr, backbone_lr_scale=args.backbone_lr_scale,
+                                      batch_size=args.batch_size),
+                    strategy=StrategyConfig("single_task"),
+                    run=RunConfig(seed=args.seed, out=args.out, device=args.device, logger="none"))
+    outcome = run_experiment(apply_set(config, args.set))
+    summary = outcome.summary
     rows = []
-    for name in args.tasks.split(","):
-        torch.manual_seed(args.seed)
-        model = build_model(config.model, benchmark.classes, tasks)
-        result = train_single_task(model, benchmark, tasks[name], epochs=args.epochs, lr=args.lr,
-                                   batch_size=args.batch_size, device=str(device), num_workers=args.workers,
-                                   backbone_lr_scale=args.backbone_lr_scale, seed=args.seed)
-        row = {"task": name, "epochs": result.epochs, "s/epoch": round(result.seconds_per_epoch, 1)}
-        row.update({k: round(v, 4) for k, v in result.metrics.items()})
+    for timing in summary["timings"]:
+        name = timing["task"]
+        row = {"task": name, "epochs": timing["epochs"], "s/epoch": round(timing["train_s"] / timing["epochs"], 1)}
+        for part in (summary, summary["secondary"]):
+            row[part["metrics"][name]] = round(part["tasks"][name]["final"], 4)
         rows.append(row)
-        print(row, flush=True)
-    print(f"\nsingle-task val metrics, {args.image_size} px, {args.epochs} epochs, lr {args.lr} "
-          f"(backbone x{args.backbone_lr_scale}), "
-          f"batch {args.batch_size}, seed {args.seed}, {device}, pretrained {config.model.backbone}:")
+    print(f"\nsingle-task val metrics, {args.image_size} px, lr {args.lr} (backbone x{args.backbone_lr_scale}), "
+          f"batch {args.batch_size}, seed {args.seed}, pretrained {config.model.backbone} ({outcome.run_dir}):")
     print(pd.DataFrame(rows).to_string(index=False))
 
 

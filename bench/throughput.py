@@ -13,18 +13,17 @@ import argparse
 import statistics
 import time
 
-from _common import config
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import config
 from torch.utils.data import DataLoader  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from cl_bench.constraints import measure_latency_ms  # noqa: E402
 from cl_bench.devices import describe, resolve_device  # noqa: E402
 from cl_bench.model import build_model  # noqa: E402
+from cl_bench.model.challenge_rules import measure_latency_ms  # noqa: E402
 from cl_bench.tasks import build_tasks  # noqa: E402
-from cl_bench.training.template import MultiTaskCriterion  # noqa: E402
+from cl_bench.training.criterion import MultiTaskCriterion  # noqa: E402
 from scenarios.benchmark import build_benchmark  # noqa: E402
 
 T4_FP32_TFLOPS = 8.1  # NVIDIA's peak figure; real training reaches a fraction of it

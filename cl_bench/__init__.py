@@ -1,3 +1,3 @@
 """cl_bench: a continual-learning benchmark harness for multi-task vision."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

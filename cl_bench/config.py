@@ -1,16 +1,17 @@
-"""Typed configuration: dataclasses, loaded from YAML and overridden from the CLI."""
+"""Typed configuration: dataclasses, loaded from YAML and overridden from the CLI.
+The ``tasks`` section has one entry per registered task, typed by its Task."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cl_bench.dataclass_io import from_dict
 from cl_bench.errors import CLBenchError
+from cl_bench.tasks import default_order, task_options
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,13 +32,12 @@ class DataConfig:
     synthetic_seed: int = 0
     synthetic_size: int = 96  # pixel size of the written synthetic images
     synthetic_train: int = 40  # synthetic images per task in train (val: a quarter)
-    order: list[str] = field(default_factory=lambda: ["seg", "det", "cls"])
+    order: list[str] = field(default_factory=default_order)
     train_split: str = "train"
     test_split: str = "val"
     image_size: int = 64  # the challenge uses 512 (experiments/challenge.yaml)
     augment: bool = True
-    classes: dict[str, list[str]] = field(default_factory=dict)
-    det_top_k: int = 10
+    classes: dict[str, list[str]] = field(default_factory=dict)  # per task: its class names (default: from data)
     num_workers: int = 0
 
 
@@ -57,45 +57,6 @@ class ModelConfig:
     head_layers: int = 3  # 2 or 3
     head_channels: int = 128
     bn_momentum: float = 0.1  # torchvision's MobileNets use 0.01: too slow for short runs
-
-
-@dataclass
-class SegOptions:
-    """Segmentation: cross-entropy with ignore index 255."""
-
-    label_smoothing: float = 0.0
-
-
-@dataclass
-class DetOptions:
-    """Detection: anchor-free centre assignment on the stride-16 grid."""
-
-    objectness: str = "focal"  # focal (torchvision sigmoid_focal_loss) | bce
-    neighbours: bool = True  # also assign the two nearest neighbour cells
-    obj_weight: float = 1.0
-    cls_weight: float = 1.0
-    giou_weight: float = 2.0
-    l1_weight: float = 2.0
-    score_threshold: float = 0.001
-    nms_iou: float = 0.6
-    max_detections: int = 100
-    pre_nms_top_k: int = 1000
-
-
-@dataclass
-class ClsOptions:
-    """Classification: cross-entropy, optional label smoothing."""
-
-    label_smoothing: float = 0.0
-
-
-@dataclass
-class TasksConfig:
-    """Per-task loss and decoding options, by task name."""
-
-    seg: SegOptions = field(default_factory=SegOptions)
-    det: DetOptions = field(default_factory=DetOptions)
-    cls: ClsOptions = field(default_factory=ClsOptions)
 
 
 @dataclass
@@ -144,48 +105,13 @@ class Config:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    tasks: TasksConfig = field(default_factory=TasksConfig)
+    tasks: dict[str, Any] = field(default_factory=task_options)  # per task: its options (Task.options_type)
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
-
-def _convert(value: Any, kind: Any, where: str) -> Any:
-    origin = typing.get_origin(kind)
-    args = typing.get_args(kind)
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise CLBenchError(f"{where}: expected a mapping")
-        return from_dict(kind, value, where)
-    if origin is typing.Union or type(kind).__name__ == "UnionType":
-        if value is None and type(None) in args:
-            return None
-        return _convert(value, next(a for a in args if a is not type(None)), where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise CLBenchError(f"{where}: expected a list, got {value!r}")
-        return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise CLBenchError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if kind is Any:
-        return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float, str, bool) and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise CLBenchError(f"{where}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise CLBenchError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    def __post_init__(self) -> None:
+        self.tasks = task_options(self.tasks)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -224,6 +150,3 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     return from_dict(Config, _read_yaml(path), str(path))
 
-
-def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)

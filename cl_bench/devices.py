@@ -45,7 +45,10 @@ def environment(device: torch.device) -> dict[str, str]:
     return {"device": describe(device), "cl_bench": code_version(), **versions}
 
 
-def code_version(repo: Path = Path(__file__).resolve().parents[1]) -> str:
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def code_version(repo: Path = _CHECKOUT) -> str:
     """The git commit of this checkout (``-dirty`` when its tracked Python
     files have uncommitted changes), or ``unknown`` outside a git checkout."""
     try:

@@ -13,7 +13,7 @@ class DataError(CLBenchError):
     """Bad or missing data."""
 
     @classmethod
-    def at(cls, path: str | Path, problem: str) -> "DataError":
+    def at(cls, path: str | Path, problem: str) -> DataError:
         return cls(f"{path}: {problem}")
 
 

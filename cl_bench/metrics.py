@@ -12,7 +12,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                     ignore_index: int = 255) -> torch.Tensor:
     """``C[t, p]`` counts pixels of true class t predicted as p (ignored pixels skipped)."""
     valid = target != ignore_index
     index = target[valid].long() * num_classes + pred[valid].long()
@@ -58,6 +59,3 @@ def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]], ima
     stats = np.maximum(evaluator.stats, 0.0)  # -1 means "no ground truth": count as 0
     return {"mAP": float(stats[0]), "mAP50": float(stats[1])}
 
-
-METRIC_LABELS = {"mIoU": "mIoU", "pixel_acc": "pixel acc", "mAP": "mAP", "mAP50": "mAP@0.5",
-                 "top1": "Top-1", "top5": "Top-5"}

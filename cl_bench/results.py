@@ -12,7 +12,7 @@ happened, ``eval_task`` the task evaluated. From them:
 
 Files of one run (``results/<run_id>/``): ``metrics.csv``, ``matrix_<metric>.csv``,
 ``forgetting_<primary metric>.csv``, ``summary.json``; one row per run in
-``results/runs.csv`` (columns ``RUNS_COLUMNS``). Every file is written atomically.
+``results/runs.csv`` (columns ``runs_columns()``). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -29,13 +29,10 @@ import pandas as pd
 
 from cl_bench.atomic import atomic_path, write_text
 from cl_bench.errors import CLBenchError
+from cl_bench.schedules import Schedule, get_schedule
 from cl_bench.tasks import TASKS
 
-PRIMARY: dict[str, str] = {name: task.metrics[0] for name, task in TASKS.items()}  # mIoU, mAP, top1
-SECONDARY: dict[str, str] = {name: task.metrics[1] for name, task in TASKS.items()}  # pixel_acc, mAP50, top5
-
 RECORD_COLUMNS: list[str] = ["run_id", "strategy", "seed", "order", "train_exp", "eval_task", "metric", "value"]
-SCHEDULES = ("sequential", "joint", "single_task")
 
 DEFAULT_THRESHOLD_PCT = 5.0
 PASS_DEFINITION = (
@@ -47,27 +44,33 @@ PASS_DEFINITION = (
 # failed by floating-point rounding (0.8 -> 0.76 computes as 5.000000000000004).
 _TOLERANCE = 1e-9
 
-_TASKS = list(PRIMARY)
-_METRICS = [*PRIMARY.values(), *SECONDARY.values()]
-RUNS_COLUMNS: list[str] = [
-    "run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs",
-    *[f"final_{m}" for m in _METRICS],
-    *[f"base_{m}" for m in _METRICS],
-    *[f"drop_rel_pct_{t}" for t in _TASKS],
-    *[f"drop_abs_pts_{t}" for t in _TASKS],
-    "pass", "bwt", "mean_normalised_final", "train_time_s", "params",
-]
+
+
+def primary_metrics() -> dict[str, str]:
+    """Each registered task's primary metric: seg mIoU, det mAP, cls top1."""
+    return {name: task.metrics[0] for name, task in TASKS.items()}
+
+
+def secondary_metrics() -> dict[str, str]:
+    """Each registered task's second metric: seg pixel_acc, det mAP50, cls top5."""
+    return {name: task.metrics[1] for name, task in TASKS.items()}
+
+
+def runs_columns() -> list[str]:
+    """The columns of ``runs.csv``, from the registered tasks."""
+    metrics = [*primary_metrics().values(), *secondary_metrics().values()]
+    return [
+        "run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs",
+        *[f"final_{m}" for m in metrics],
+        *[f"base_{m}" for m in metrics],
+        *[f"drop_rel_pct_{t}" for t in TASKS],
+        *[f"drop_abs_pts_{t}" for t in TASKS],
+        "pass", "bwt", "mean_normalised_final", "train_time_s", "params",
+    ]
 
 
 def _frame(records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-
-
-def _stages(order: list[str], schedule: str) -> list[str]:
-    """Names of the trained stages (rows of R): one per task, or one for joint training."""
-    if schedule not in SCHEDULES:
-        raise CLBenchError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
-    return ["+".join(order)] if schedule == "joint" else list(order)
 
 
 def metric_matrix(records: pd.DataFrame | Iterable[Mapping[str, Any]], metric_by_task: Mapping[str, str],
@@ -137,7 +140,7 @@ def _drop_rel_pct(base: float, final: float) -> float:
 
 
 def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_THRESHOLD_PCT, *,
-              schedule: str = "sequential") -> dict[str, Any]:
+              schedule: str | Schedule = "sequential") -> dict[str, Any]:
     """Per-task base/final/drops and the overall verdict, as a JSON-serialisable dict.
 
     Per task j (``tasks[j]``): ``base`` = R[j][j], ``final`` = R[T-1][j],
@@ -151,23 +154,21 @@ def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_
     (None when a value is missing). A missing (NaN) value fails its task's checks
     and is written as None.
 
-    Non-sequential reference schedules have no forgetting by construction:
-    ``joint`` (one row, all tasks at once) and ``single_task`` (task j alone in
-    experience j) use the value after the task's own training as base and final.
+    The schedule says where base and final are read (``Schedule.base_final``):
+    reference schedules (``joint``: one row, all tasks at once; ``single_task``:
+    task j alone in experience j) have no forgetting by construction, base = final.
     """
-    stages = _stages(order, schedule)
+    schedule = get_schedule(schedule)
+    stages = schedule.stage_names(order)
     values = R.reindex(columns=order).to_numpy(dtype=float)
     if values.shape[0] != len(stages):
         raise CLBenchError(f"result matrix has {values.shape[0]} rows, expected {len(stages)} "
-                           f"for schedule {schedule} and order {', '.join(order)}")
+                           f"for schedule {schedule.name} and order {', '.join(order)}")
     T = len(order)
     tasks: dict[str, dict[str, Any]] = {}
     bases, finals = [], []
     for j, task in enumerate(order):
-        if schedule == "sequential":
-            base, final = values[j, j], values[T - 1, j]
-        else:
-            base = final = values[0, j] if schedule == "joint" else values[j, j]
+        base, final = schedule.base_final(values, j)
         drop_rel, drop_abs = _drop_rel_pct(base, final), (base - final) * 100.0
         bases.append(base)
         finals.append(final)
@@ -181,12 +182,12 @@ def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_
     b, f = np.array(bases), np.array(finals)
     complete = not (np.isnan(b).any() or np.isnan(f).any())
     bwt = math.nan
-    if schedule == "sequential" and T > 1 and complete:
+    if not schedule.reference and T > 1 and complete:
         bwt = float(np.mean(f[:-1] - b[:-1]))
     learned = b > 0
     normalised = float(np.mean(f[learned] / b[learned])) if complete and learned.any() else math.nan
     return {
-        "schedule": schedule,
+        "schedule": schedule.name,
         "order": list(order),
         "threshold_pct": float(threshold_pct),
         "pass_definition": PASS_DEFINITION.format(threshold=threshold_pct),
@@ -212,7 +213,8 @@ def _write_csv(path: Path, frame: pd.DataFrame, **kwargs: Any) -> None:
 
 
 def write_run_results(run_dir: Path, records: pd.DataFrame, order: list[str], extra_summary: dict[str, Any],
-                      *, schedule: str = "sequential", threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict[str, Any]:
+                      *, schedule: str | Schedule = "sequential",
+                      threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict[str, Any]:
     """Write a run's ``metrics.csv``, ``matrix_<metric>.csv`` (every metric in the
     records), ``forgetting_<metric>.csv`` (primary metrics) and ``summary.json``.
 
@@ -226,13 +228,14 @@ def write_run_results(run_dir: Path, records: pd.DataFrame, order: list[str], ex
     if missing:
         raise CLBenchError(f"metric records lack column(s) {', '.join(missing)}")
     frame = frame[RECORD_COLUMNS]
-    stages = _stages(order, schedule)
-    primary, secondary = _mapping(PRIMARY, order, "primary"), _mapping(SECONDARY, order, "secondary")
+    stages = get_schedule(schedule).stage_names(order)
+    primary = _mapping(primary_metrics(), order, "primary")
+    secondary = _mapping(secondary_metrics(), order, "secondary")
 
     _write_csv(run_dir / "metrics.csv", frame, index=False)
     for metric in dict.fromkeys(frame["metric"]):
         reporting = [t for t in order if ((frame["eval_task"] == t) & (frame["metric"] == metric)).any()]
-        R = metric_matrix(frame, {t: metric for t in reporting}, reporting, stages=stages)
+        R = metric_matrix(frame, dict.fromkeys(reporting, metric), reporting, stages=stages)
         _write_csv(run_dir / f"matrix_{metric}.csv", R, index_label="experience")
     R_primary = metric_matrix(frame, primary, order, stages=stages)
     F_primary = forgetting_matrix(R_primary)  # on all columns: column j must be the task of experience j
@@ -260,17 +263,18 @@ def _json_default(value: Any) -> Any:
 
 
 def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """One flat ``runs.csv`` row (keys ``RUNS_COLUMNS``) from a run's summary and ``meta``
+    """One flat ``runs.csv`` row (keys ``runs_columns()``) from a run's summary and ``meta``
     (run_id, strategy, seed, order, backbone, bn_policy, image_size, epochs,
     train_time_s, params). Tasks not in the run give None."""
-    row: dict[str, Any] = {key: None for key in RUNS_COLUMNS}
+    row: dict[str, Any] = dict.fromkeys(runs_columns())
     row.update({k: v for k, v in meta.items() if k in row})
-    for part, mapping in ((summary, PRIMARY), (summary.get("secondary", {}), SECONDARY)):
+    for part, mapping, primary in ((summary, primary_metrics(), True),
+                                   (summary.get("secondary", {}), secondary_metrics(), False)):
         for task, metric in mapping.items():
             values = part.get("tasks", {}).get(task, {})
             row[f"final_{metric}"] = values.get("final")
             row[f"base_{metric}"] = values.get("base")
-            if mapping is PRIMARY:
+            if primary:
                 row[f"drop_rel_pct_{task}"] = values.get("drop_rel_pct")
                 row[f"drop_abs_pts_{task}"] = values.get("drop_abs_pts")
     for key in ("pass", "bwt", "mean_normalised_final"):
@@ -288,31 +292,32 @@ def _cell(value: Any) -> str:
 
 def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
     """Replace the row with ``row["run_id"]`` in ``runs_csv`` or append it; write
-    atomically with the columns ``RUNS_COLUMNS`` (other keys dropped, missing empty).
+    atomically with the columns ``runs_columns()`` (other keys dropped, missing empty).
     Existing rows are kept as their text."""
     runs_csv = Path(runs_csv)
     if row.get("run_id") in (None, ""):
         raise CLBenchError(f"{runs_csv}: a run row needs a run_id")
+    columns = runs_columns()
     rows: list[dict[str, str]] = []
     if runs_csv.is_file():
         with open(runs_csv, newline="") as handle:
-            rows = [{c: r.get(c) or "" for c in RUNS_COLUMNS} for r in csv.DictReader(handle)]
-    new = {c: _cell(row.get(c)) for c in RUNS_COLUMNS}
+            rows = [{c: r.get(c) or "" for c in columns} for r in csv.DictReader(handle)]
+    new = {c: _cell(row.get(c)) for c in columns}
     index = next((i for i, r in enumerate(rows) if r["run_id"] == new["run_id"]), None)
     if index is None:
         rows.append(new)
     else:
         rows[index] = new
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=RUNS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(runs_csv, text.getvalue())
 
 
 def read_runs(runs_csv: Path) -> pd.DataFrame:
-    """``runs.csv`` as a DataFrame (empty, with ``RUNS_COLUMNS``, when the file is absent)."""
+    """``runs.csv`` as a DataFrame (empty, with ``runs_columns()``, when the file is absent)."""
     runs_csv = Path(runs_csv)
     if not runs_csv.is_file():
-        return pd.DataFrame(columns=RUNS_COLUMNS)
+        return pd.DataFrame(columns=runs_columns())
     return pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str})

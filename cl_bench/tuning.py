@@ -12,9 +12,9 @@ import yaml
 
 from cl_bench.atomic import write_text
 from cl_bench.config import load_config
-from cl_bench.report.collect import METRICS
 from cl_bench.report.markdown import markdown_table
-from cl_bench.results import PRIMARY, runs_row
+from cl_bench.results import primary_metrics, runs_row
+from cl_bench.tasks import reported_metrics
 
 
 def setting_changes(path: Path) -> str:
@@ -37,11 +37,11 @@ def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]
     for primary metrics, the relative drop; the verdict."""
     flat = runs_row(summary, {})
     row: dict[str, Any] = {"setting": setting, "changes": changes}
-    for metric, (task, _) in METRICS.items():
+    for metric, (task, _) in reported_metrics().items():
         if flat[f"base_{metric}"] is not None:
             row[f"{task} {metric} base"] = round(flat[f"base_{metric}"], 4)
             row[f"{task} {metric} final"] = round(flat[f"final_{metric}"], 4)
-            if PRIMARY[task] == metric:
+            if primary_metrics()[task] == metric:
                 row[f"{task} drop %"] = round(flat[f"drop_rel_pct_{task}"], 1)
     row["pass"] = "yes" if summary.get("pass") else "no"
     row["train s"] = round(summary.get("train_time_s", float("nan")))
@@ -51,7 +51,7 @@ def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]
 
 def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train every setting into ``out`` (finished ones are skipped) and write the outcome table."""
-    from cl_bench.runner import run_experiment
+    from cl_bench.experiment.runner import run_experiment
 
     rows = []
     for path in paths:

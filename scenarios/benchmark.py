@@ -1,5 +1,6 @@
 """The Avalanche task-incremental benchmark: one experience per task, task
-labels in the configured order, ONE collate shared by all tasks."""
+labels in the configured order, ONE collate shared by all tasks. Every
+experience carries its task's name (``experience.task_name``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datas
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 from avalanche.benchmarks.utils import AvalancheDataset, ConstantSequence, DataAttribute
-from avalanche.benchmarks.utils.utils import TaskSet
 from avalanche.benchmarks.utils.transform_groups import TransformGroups
+from avalanche.benchmarks.utils.utils import TaskSet
 
 from cl_bench.config import Config, DataConfig
 from cl_bench.errors import CLBenchError
-from cl_bench.tasks import TASKS, get_task
-from scenarios.collate import collate_multitask
+from cl_bench.tasks import TASKS, build_tasks, get_task
+from cl_bench.tasks.batch import collate_multitask
 from scenarios.common import TaskSplit
 from scenarios.layout import DataSource, resolve_data
 from scenarios.transforms import eval_transform, train_transform
@@ -87,18 +88,22 @@ def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
     """Read the three datasets and build the task-incremental benchmark."""
     data = config.data
     order = task_order(data)
+    tasks = build_tasks(config.tasks)
     source = resolve_data(data, order)
     classes: dict[str, list[str]] = {}
     splits: dict[str, dict[str, TaskSplit]] = {"train": {}, "test": {}}
     streams: dict[str, list[TaskAwareDataset]] = {"train": [], "test": []}
     groups = {"train": train_transform(data.image_size, data.augment), "eval": eval_transform(data.image_size)}
     for label, name in enumerate(order):
-        task, root = TASKS[name], source.roots[name]
-        classes[name] = task.resolve_classes(root, data)
+        task, root = tasks[name], source.roots[name]
+        classes[name] = task.resolve_classes(root, data.train_split, data.classes.get(name))
         for stream, split_name in (("train", data.train_split), ("test", data.test_split)):
             split = task.open_split(Path(root), split_name, classes[name])
             splits[stream][name] = split
             dataset = as_avalanche(split, label, TransformGroups(groups))
             streams[stream].append(dataset.train() if stream == "train" else dataset.eval())
     scenario = with_task_labels(benchmark_from_datasets(**streams))
+    for stream in (scenario.train_stream, scenario.test_stream):
+        for name, experience in zip(order, stream):
+            experience.task_name = name
     return TaskIncrementalBenchmark(scenario, order, classes, splits, source, data.image_size)

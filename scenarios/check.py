@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from cl_bench.config import DataConfig
 from cl_bench.errors import DataError
-from cl_bench.tasks import TASKS
+from cl_bench.tasks import TASKS, Task, build_tasks
 from scenarios.common import SplitReport
 from scenarios.layout import resolve_data
 
@@ -28,10 +28,10 @@ class SplitCheck:
     errors: list[str] = field(default_factory=list)
 
 
-def _check_task(name: str, data: DataConfig, root, verify: bool, progress: bool) -> list[SplitCheck]:
-    task = TASKS[name]
+def _check_task(task: Task, data: DataConfig, root, verify: bool, progress: bool) -> list[SplitCheck]:
+    name = task.name
     try:
-        classes = task.resolve_classes(root, data)
+        classes = task.resolve_classes(root, data.train_split, data.classes.get(name))
     except DataError as error:
         return [SplitCheck(name, data.train_split, errors=[str(error)])]
     checks = []
@@ -53,12 +53,15 @@ def _check_task(name: str, data: DataConfig, root, verify: bool, progress: bool)
     return checks
 
 
-def check_data(data: DataConfig, verify: bool = True, progress: bool = True) -> tuple[str, list[SplitCheck]]:
-    """Check every split of every task; returns the data source's description and the checks."""
+def check_data(data: DataConfig, verify: bool = True, progress: bool = True,
+               task_options: dict[str, Any] | None = None) -> tuple[str, list[SplitCheck]]:
+    """Check every split of every task (``task_options``: the tasks' config
+    sections, defaults when None); returns the data source's description and the checks."""
     source = resolve_data(data)
+    tasks = build_tasks(task_options)
     checks = []
     for name, root in source.roots.items():
-        checks.extend(_check_task(name, data, root, verify, progress))
+        checks.extend(_check_task(tasks[name], data, root, verify, progress))
     return source.description, checks
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -41,12 +40,6 @@ def read_rgb(path: Path) -> tv_tensors.Image:
 
 def list_subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DataError.at(path, f"{what} not found")
-    return path
 
 
 def missing_split(task_root: Path, split: str, found: list[str]) -> DataError:
@@ -110,6 +103,3 @@ def as_index_array(mask: Image.Image, path: Path) -> np.ndarray:
         return np.asarray(mask).astype(np.int64)
     raise DataError.at(path, f"mask has mode {mask.mode}; expected a palette or greyscale PNG of class indices")
 
-
-def long_tensor(values) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(values), dtype=torch.int64)

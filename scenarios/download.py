@@ -192,10 +192,10 @@ class Archive:
             if zipfile.is_zipfile(self.path):
                 self._zip = zipfile.ZipFile(self.path)
             else:
-                self._tar = tarfile.open(self.path)
+                self._tar = tarfile.open(self.path)  # noqa: SIM115  (closed by close())
                 self._members = {member.name: member for member in self._tar.getmembers()}
 
-    def __enter__(self) -> "Archive":
+    def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -1,63 +1,6 @@
-"""Strategy registry (``--strategy NAME``): each strategy is the multi-task
-template plus plugins, declared in one short module with its options."""
+"""Continual-learning strategies, one module each, registered by name."""
 
-from __future__ import annotations
+from strategies import ewc, ewc_replay, joint, lwf, naive, replay, single_task  # noqa: F401  (they register)
+from strategies.registry import STRATEGIES, NoOptions, StrategyContext, StrategySpec, get_strategy, register
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable
-
-from cl_bench.errors import CLBenchError
-from cl_bench.tasks import Task
-
-
-@dataclass(frozen=True)
-class StrategyContext:
-    """What plugin builders may need."""
-
-    tasks: dict[str, Task]
-    task_of_experience: Callable[[Any], str]
-    seed: int
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    name: str
-    summary: str
-    options_type: type
-    plugins: Callable[[Any, StrategyContext], list]
-    schedule: str = "sequential"  # sequential | joint (all tasks at once) | single_task (each alone)
-
-    def options(self, values: dict[str, Any]) -> Any:
-        from cl_bench.config import from_dict
-
-        return from_dict(self.options_type, values, f"strategy.options ({self.name})")
-
-    def describe_options(self) -> str:
-        values = dataclasses.asdict(self.options_type())
-        return ", ".join(f"{k}={v}" for k, v in values.items()) or "no options"
-
-
-STRATEGIES: dict[str, StrategySpec] = {}
-
-
-def register(name: str, options_type: type, summary: str, schedule: str = "sequential"):
-    def decorate(plugins: Callable[[Any, StrategyContext], list]):
-        STRATEGIES[name] = StrategySpec(name, summary, options_type, plugins, schedule)
-        return plugins
-
-    return decorate
-
-
-def get_strategy(name: str) -> StrategySpec:
-    if name not in STRATEGIES:
-        raise CLBenchError(f"unknown strategy '{name}' (known: {', '.join(sorted(STRATEGIES))})")
-    return STRATEGIES[name]
-
-
-@dataclass
-class NoOptions:
-    """This strategy has no options."""
-
-
-from strategies import ewc, ewc_replay, joint, lwf, naive, replay, single_task  # noqa: E402,F401  (registers)
+__all__ = ["STRATEGIES", "NoOptions", "StrategyContext", "StrategySpec", "get_strategy", "register"]

@@ -1,9 +1,19 @@
-"""Elastic Weight Consolidation with task-aware importances."""
+"""Elastic Weight Consolidation with task-aware importances.
+
+Avalanche's EWCPlugin with our criterion (so importances are squared
+gradients of the experience's own task loss) and a state_dict for resuming.
+"""
+
+from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from cl_bench.training.ewc import TaskAwareEWCPlugin
-from strategies import register
+import torch
+from avalanche.training.plugins import EWCPlugin
+from avalanche.training.utils import ParamData
+
+from strategies.registry import register
 
 
 @dataclass
@@ -13,6 +23,32 @@ class EWCOptions:
     ewc_lambda: float = 1e5
     mode: str = "separate"  # separate | online
     decay_factor: float | None = None  # online mode only (e.g. 0.9)
+
+
+def _to_tensors(params: dict[int, dict[str, ParamData]]) -> dict[int, dict[str, torch.Tensor]]:
+    return {exp: {k: p.data.detach().cpu().clone() for k, p in values.items()} for exp, values in params.items()}
+
+
+def _to_params(tensors: dict[int, dict[str, torch.Tensor]], device) -> dict[int, dict[str, ParamData]]:
+    return {int(exp): {k: ParamData(k, init_tensor=t.to(device), device=device) for k, t in values.items()}
+            for exp, values in tensors.items()}
+
+
+class TaskAwareEWCPlugin(EWCPlugin):
+    """EWC penalty ``lambda * sum_i F_i (theta_i - theta*_i)^2`` (modes
+    ``separate`` and ``online``)."""
+
+    def __init__(self, ewc_lambda: float, mode: str = "separate", decay_factor: float | None = None):
+        super().__init__(ewc_lambda, mode=mode, decay_factor=decay_factor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved_params": _to_tensors(self.saved_params), "importances": _to_tensors(self.importances)}
+
+    def load_state_dict(self, state: dict[str, Any], context) -> None:
+        self.saved_params.clear()
+        self.importances.clear()
+        self.saved_params.update(_to_params(state["saved_params"], context.device))
+        self.importances.update(_to_params(state["importances"], context.device))
 
 
 def ewc_plugins(options: EWCOptions) -> list:

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 
-from strategies import register
 from strategies.ewc import EWCOptions, ewc_plugins
+from strategies.registry import register
 from strategies.replay import ReplayOptions, replay_plugins
 
 

@@ -1,8 +1,9 @@
 """Joint training on all tasks at once: the upper bound (not continual)."""
 
-from strategies import NoOptions, register
+from cl_bench.schedules import JOINT
+from strategies.registry import NoOptions, register
 
 
-@register("joint", NoOptions, "train on all tasks at once (upper bound, not continual)", schedule="joint")
+@register("joint", NoOptions, "train on all tasks at once (upper bound, not continual)", schedule=JOINT)
 def plugins(options: NoOptions, ctx) -> list:
     return []

@@ -1,6 +1,6 @@
 """Naive fine-tuning: each task in turn, nothing against forgetting (the lower bound)."""
 
-from strategies import NoOptions, register
+from strategies.registry import NoOptions, register
 
 
 @register("naive", NoOptions, "fine-tune on each task in turn (lower bound)")

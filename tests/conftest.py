@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cl_bench.cli import quiet_third_party_warnings
+from cl_bench.cli.arguments import quiet_third_party_warnings
 
 quiet_third_party_warnings()
 

@@ -31,7 +31,7 @@ class FileServer:
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self._thread.start()
         return self
 

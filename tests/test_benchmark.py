@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from cl_bench.config import Config, DataConfig
 from cl_bench.errors import CLBenchError
+from cl_bench.tasks.batch import MultiTaskTargets, collate_multitask
 from scenarios.benchmark import build_benchmark
-from scenarios.collate import MultiTaskTargets, collate_multitask
 
 
 def config(root, order=("seg", "det", "cls"), size=32) -> Config:

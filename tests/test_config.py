@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cl_bench.cli.train_command import train_config
 from cl_bench.config import Config, load_config
 from cl_bench.errors import CLBenchError
 from run_bench import build_parser
-from cl_bench.train_command import train_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from cl_bench.config import DetOptions
+from cl_bench.tasks.batch import TaskTargets
 from cl_bench.tasks.det_codec import assign, detect, encode, grid_boxes
-from cl_bench.tasks.detection import DetectionTask
-from scenarios.collate import TaskTargets
+from cl_bench.tasks.detection import DetectionTask, DetOptions
 
 
 def test_encode_decode_round_trip_for_objects_in_distinct_cells():
@@ -95,12 +94,11 @@ def test_grid_boxes_cover_the_grid():
 
 
 def test_distillation_is_zero_for_identical_outputs_and_positive_otherwise():
-    from cl_bench.config import TasksConfig
     from cl_bench.tasks import build_tasks
 
     torch.manual_seed(0)
     shapes = {"seg": (2, 21, 8, 8), "det": (2, 15, 4, 4), "cls": (2, 10)}
-    for name, task in build_tasks(TasksConfig()).items():
+    for name, task in build_tasks().items():
         teacher = torch.randn(shapes[name])
         same = task.distillation(teacher.clone(), teacher, 2.0)
         other = task.distillation(torch.randn(shapes[name]), teacher, 2.0)

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cl_bench.config import Config, DataConfig
+from cl_bench.config import Config, DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 from cl_bench.evaluation import evaluate_task
-from cl_bench.model import build_model
-from cl_bench.model.export import load_weights, save_weights
-from cl_bench.single_task import train_single_task
+from cl_bench.experiment.runner import run_experiment
+from cl_bench.model.weights_file import load_weights
 from cl_bench.tasks import build_tasks
 from run_bench import main as run_bench
 from scenarios.benchmark import build_benchmark
@@ -28,17 +27,17 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def trained(synthetic_root, tmp_path_factory):
-    """A model trained briefly on every task, saved; with its in-process metrics."""
-    config = Config(DataConfig(root=str(synthetic_root), image_size=64))
+    """A model trained briefly on every task in turn, saved by its run; with its in-process metrics."""
+    config = Config(DataConfig(root=str(synthetic_root), image_size=64), ModelConfig(),
+                    train=TrainConfig(epochs=3, batch_size=4), strategy=StrategyConfig("naive"),
+                    run=RunConfig(out=str(tmp_path_factory.mktemp("runs")), logger="none"))
+    outcome = run_experiment(config, log=lambda _: None)
+    path = outcome.run_dir / "model.pt"
+    loaded = load_weights(path)
     benchmark = build_benchmark(config)
     tasks = build_tasks(config.tasks)
-    torch.manual_seed(0)
-    model = build_model(config.model, benchmark.classes, tasks)
-    for name in benchmark.tasks:
-        train_single_task(model, benchmark, tasks[name], epochs=3, batch_size=4)
-    metrics = {name: evaluate_task(model, tasks[name], benchmark.test_stream[i].dataset,
+    metrics = {name: evaluate_task(loaded.model, tasks[name], benchmark.test_stream[i].dataset,
                                    benchmark.splits["test"][name]) for i, name in enumerate(benchmark.tasks)}
-    path = save_weights(model, tmp_path_factory.mktemp("weights") / "model.pt", 64, config.tasks)
     return path, metrics
 
 

@@ -1,16 +1,14 @@
 """Each task learns alone on the synthetic default at 64 px within about a
-minute of CPU: clearly above chance (thresholds keep a margin)."""
+minute of CPU each (the single_task strategy: every task from the same initial
+weights): clearly above chance (thresholds keep a margin)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
-import torch
 
-from cl_bench.config import Config, DataConfig
-from cl_bench.model import build_model
-from cl_bench.single_task import train_single_task
-from cl_bench.tasks import build_tasks
-from scenarios.benchmark import build_benchmark
+from cl_bench.config import Config, DataConfig, RunConfig, StrategyConfig, TrainConfig
+from cl_bench.experiment.runner import run_experiment
 
 # task: (epochs, metric, threshold, chance level)
 EXPECTED = {
@@ -21,17 +19,19 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def synthetic_benchmark():
-    return build_benchmark(Config(DataConfig(synthetic=True, image_size=64)))
+def single_task_run(tmp_path_factory):
+    config = Config(DataConfig(synthetic=True, image_size=64),
+                    train=TrainConfig(epochs_per_task={name: e for name, (e, *_) in EXPECTED.items()}, lr=2e-3,
+                                      batch_size=8),
+                    strategy=StrategyConfig("single_task"),
+                    run=RunConfig(out=str(tmp_path_factory.mktemp("runs")), logger="none"))
+    return run_experiment(config, log=lambda _: None)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_single_task_learns_on_the_synthetic_default(synthetic_benchmark, name):
+def test_single_task_learns_on_the_synthetic_default(single_task_run, name):
     epochs, metric, threshold, chance = EXPECTED[name]
-    config = Config()
-    tasks = build_tasks(config.tasks)
-    torch.manual_seed(0)
-    model = build_model(config.model, synthetic_benchmark.classes, tasks)
-    result = train_single_task(model, synthetic_benchmark, tasks[name], epochs=epochs, lr=2e-3, batch_size=8, seed=0)
-    assert result.epochs == epochs
-    assert result.metrics[metric] > threshold > chance, result.metrics
+    stage = next(t for t in single_task_run.summary["timings"] if t["task"] == name)
+    assert stage["epochs"] == epochs
+    matrix = pd.read_csv(single_task_run.run_dir / f"matrix_{metric}.csv", index_col=0)
+    assert matrix.loc[f"after {name}", name] > threshold > chance, matrix

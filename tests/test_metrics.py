@@ -11,16 +11,15 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cl_bench.config import TasksConfig
 from cl_bench.metrics import confusion_matrix, iou_from_confusion, top_k_correct
 from cl_bench.tasks import build_tasks
+from cl_bench.tasks.batch import TaskTargets
 from cl_bench.tasks.det_codec import encode
 from scenarios.coco_det import CocoDetSplit
-from scenarios.collate import TaskTargets
 from scenarios.voc_seg import VOC_CLASSES, VocSegSplit
 from tests import builders as b
 
-TASKS = build_tasks(TasksConfig())
+TASKS = build_tasks()
 
 
 def targets(index, orig_size, input_size, **fields) -> TaskTargets:

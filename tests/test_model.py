@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from cl_bench.config import ModelConfig, TasksConfig
+from cl_bench.config import ModelConfig
 from cl_bench.errors import CLBenchError
 from cl_bench.model import backbones, build_model
 from cl_bench.model.backbones import BACKBONES, build_backbone
@@ -19,11 +19,12 @@ from cl_bench.model.unified import UnifiedHead, head_layer_count, is_single_bran
 from cl_bench.tasks import build_tasks
 from tests.http_fixture import FileServer
 
-CLASSES = {"seg": [f"s{i}" for i in range(21)], "det": [f"d{i}" for i in range(10)], "cls": [f"c{i}" for i in range(10)]}
+CLASSES = {"seg": [f"s{i}" for i in range(21)], "det": [f"d{i}" for i in range(10)],
+           "cls": [f"c{i}" for i in range(10)]}
 
 
 def model(**overrides) -> nn.Module:
-    return build_model(ModelConfig(**overrides), CLASSES, build_tasks(TasksConfig()))
+    return build_model(ModelConfig(**overrides), CLASSES, build_tasks())
 
 
 @pytest.mark.parametrize("neck", ["fpn", "convbnrelu"])

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from cl_bench.errors import DataError
-from tests.http_fixture import FileServer
 from scenarios.coco_det import CocoDetSplit
 from scenarios.download import Archive, DownloadError, Remote, download
 from scenarios.imagenette import IMAGENETTE_CLASSES, ImagenetteSplit
 from scenarios.prepare import Sources, prepare_data
 from scenarios.voc_seg import VOC_CLASSES, VocSegSplit
+from tests.http_fixture import FileServer
 
 N_TRAIN, N_VAL = 20, 10
 COCO_CLASSES = [f"class{k:02d}" for k in range(12)]  # the last two are rare

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +13,6 @@ from scenarios.imagenette import IMAGENETTE_CLASSES, ImagenetteSplit, readable
 from scenarios.layout import find_task_folder, resolve_data
 from scenarios.voc_seg import VOC_CLASSES, VocSegSplit
 from tests import builders as b
-
 
 # ---- segmentation -----------------------------------------------------------------
 

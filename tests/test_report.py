@@ -13,9 +13,9 @@ import pytest
 
 from cl_bench.config import load_config
 from cl_bench.devices import code_version
+from cl_bench.experiment.runner import run_experiment
 from cl_bench.report.collect import load_results
 from cl_bench.report.selection import select_run
-from cl_bench.runner import run_experiment
 from run_bench import main as run_bench
 from scenarios.layout import resolve_data
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,20 @@ import pytest
 
 from cl_bench import results
 from cl_bench.errors import CLBenchError
-from cl_bench.results import (PRIMARY, RUNS_COLUMNS, SECONDARY, forgetting_matrix, metric_matrix, read_runs,
-                              runs_row, summarize, upsert_run, write_run_results)
+from cl_bench.results import (
+    forgetting_matrix,
+    metric_matrix,
+    primary_metrics,
+    read_runs,
+    runs_columns,
+    runs_row,
+    secondary_metrics,
+    summarize,
+    upsert_run,
+    write_run_results,
+)
+
+PRIMARY, SECONDARY, RUNS_COLUMNS = primary_metrics(), secondary_metrics(), runs_columns()
 
 ORDER = ["seg", "det", "cls"]
 NAN = math.nan
@@ -235,7 +248,7 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path, records, monkeypatch)
     before = (run_dir / "metrics.csv").read_text()
 
     def broken_to_csv(self, path, **kwargs):
-        open(path, "w").write("half a fi")
+        Path(path).write_text("half a fi")
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
@@ -300,5 +313,5 @@ def test_runs_columns_constant():
     assert RUNS_COLUMNS[:8] == ["run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs"]
     assert RUNS_COLUMNS[-5:] == ["pass", "bwt", "mean_normalised_final", "train_time_s", "params"]
     assert len(set(RUNS_COLUMNS)) == len(RUNS_COLUMNS) == 8 + 12 + 6 + 5
-    assert results.PRIMARY == {"seg": "mIoU", "det": "mAP", "cls": "top1"}
-    assert results.SECONDARY == {"seg": "pixel_acc", "det": "mAP50", "cls": "top5"}
+    assert results.primary_metrics() == {"seg": "mIoU", "det": "mAP", "cls": "top1"}
+    assert results.secondary_metrics() == {"seg": "pixel_acc", "det": "mAP50", "cls": "top5"}

@@ -19,15 +19,16 @@ from torch.utils.data import DataLoader
 
 from cl_bench.config import Config, DataConfig, load_config
 from cl_bench.errors import CLBenchError
+from cl_bench.experiment.runner import run_experiment
 from cl_bench.model import build_model
-from cl_bench.runner import run_experiment
+from cl_bench.model.batchnorm_stats import snapshot_stats
 from cl_bench.tasks import build_tasks
-from cl_bench.training.batchnorm import BatchNormPolicyPlugin, snapshot_stats
-from cl_bench.training.ewc import TaskAwareEWCPlugin
-from cl_bench.training.template import MultiTaskCriterion
+from cl_bench.training.batchnorm_policy import BatchNormPolicyPlugin
+from cl_bench.training.criterion import MultiTaskCriterion
 from run_bench import main as run_bench
 from scenarios.benchmark import build_benchmark
 from strategies import STRATEGIES
+from strategies.ewc import TaskAwareEWCPlugin
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "experiments" / "smoke.yaml"
@@ -143,7 +144,7 @@ def test_ewc_importances_equal_manual_squared_gradients(small):
 
 
 def test_replay_minibatches_hold_at_most_10_images_per_earlier_task(tmp_path):
-    from cl_bench.training.replay import TaskBalancedReplayPlugin
+    from strategies.replay import TaskBalancedReplayPlugin
 
     seen = []
     original = TaskBalancedReplayPlugin.before_training_exp
@@ -162,19 +163,23 @@ def test_replay_minibatches_hold_at_most_10_images_per_earlier_task(tmp_path):
     assert all(batch == {"cls": 8, "seg": 10, "det": 10} for batch in seen[2])
 
 
+def _experience(task: str) -> SimpleNamespace:
+    return SimpleNamespace(task_name=task)
+
+
 def _bn_model():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
 
 
 def test_bn_freeze_after_first_keeps_statistics():
     model = _bn_model().train()
-    plugin = BatchNormPolicyPlugin("freeze_after_first", lambda exp: exp)
-    strategy = SimpleNamespace(model=model, experience="seg")
+    plugin = BatchNormPolicyPlugin("freeze_after_first")
+    strategy = SimpleNamespace(model=model, experience=_experience("seg"))
     plugin.before_training_epoch(strategy)
     model(torch.randn(4, 3, 8, 8))
     plugin.after_training_exp(strategy)
     frozen = snapshot_stats(model)
-    strategy.experience = "det"
+    strategy.experience = _experience("det")
     model.train()
     plugin.before_training_iteration(strategy)
     model(torch.randn(4, 3, 8, 8) + 5)
@@ -183,16 +188,16 @@ def test_bn_freeze_after_first_keeps_statistics():
 
 def test_bn_per_task_statistics_are_swapped_in_for_evaluation():
     model = _bn_model().train()
-    plugin = BatchNormPolicyPlugin("per_task", lambda exp: exp)
-    strategy = SimpleNamespace(model=model, experience="seg")
+    plugin = BatchNormPolicyPlugin("per_task")
+    strategy = SimpleNamespace(model=model, experience=_experience("seg"))
     model(torch.randn(8, 3, 8, 8))
     plugin.after_training_exp(strategy)
     seg_stats = snapshot_stats(model)
-    strategy.experience = "det"
+    strategy.experience = _experience("det")
     model(torch.randn(8, 3, 8, 8) + 5)
     plugin.after_training_exp(strategy)
     det_stats = snapshot_stats(model)
-    strategy.experience = "seg"
+    strategy.experience = _experience("seg")
     plugin.before_eval_exp(strategy)
     assert all(torch.equal(seg_stats[k], v) for k, v in snapshot_stats(model).items())
     plugin.after_eval_exp(strategy)
@@ -241,7 +246,7 @@ def test_killed_run_resumes_to_the_same_matrices(tmp_path):
 
 
 def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
-    from cl_bench.runner import run_id_for
+    from cl_bench.experiment.run_id import run_id_for
 
     config = smoke(tmp_path, "naive", epochs=1)
     run_dir = tmp_path / run_id_for(config)
@@ -252,12 +257,12 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_learning_rate_groups_follow_the_cosine_schedule_with_a_slower_backbone(small):
-    from cl_bench.training.schedule import CosineLRPlugin, parameter_groups
+    from cl_bench.training.lr_schedule import CosineLRPlugin, parameter_groups
 
     _, _, model = small
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.1), lr=1.0)
-    plugin = CosineLRPlugin(lambda task: {"seg": 0.01}.get(task, 1.0), lambda exp: exp, warmup_steps=0)
-    strategy = SimpleNamespace(optimizer=optimizer, experience="seg", train_epochs=2, dataloader=[0, 0])
+    plugin = CosineLRPlugin(lambda task: {"seg": 0.01}.get(task, 1.0), warmup_steps=0)
+    strategy = SimpleNamespace(optimizer=optimizer, experience=_experience("seg"), train_epochs=2, dataloader=[0, 0])
     plugin.before_training_exp(strategy)
     rates = []
     for _ in range(4):

@@ -1,6 +1,7 @@
 """The unified model: backbone -> neck -> ONE head of 2-3 layers whose single
-output tensor on the stride-16 grid carries every task's channels
-(det: cx, cy, w, h, conf, C_det logits; then seg: C_seg; then cls: C_cls)."""
+output tensor on the stride-16 grid carries every task's channels, in the
+registry's head layout (det: cx, cy, w, h, conf, C_det logits; then seg:
+C_seg; then cls: C_cls)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from cl_bench.config import ModelConfig
 from cl_bench.errors import CLBenchError
 from cl_bench.model.backbones import build_backbone
 from cl_bench.model.neck import build_neck
-from cl_bench.tasks import Task
-
-HEAD_LAYOUT = ("det", "seg", "cls")  # channel order of the head output
+from cl_bench.tasks import Task, head_layout
 
 
 class UnifiedHead(nn.Sequential):
@@ -48,20 +47,22 @@ def is_single_branch(head: nn.Module) -> bool:
 
 
 class UnifiedModel(nn.Module):
-    """``forward(x)`` returns a dict view of the one head output: ``det``
-    [B, 5+C_det, H/16, W/16], ``seg`` [B, C_seg, H, W] (upsampled), ``cls`` [B, C_cls]."""
+    """``forward(x)`` returns a dict view of the one head output, one entry per
+    task in ``classes``: ``det`` [B, 5+C_det, H/16, W/16], ``seg`` [B, C_seg, H, W]
+    (upsampled), ``cls`` [B, C_cls]."""
 
     def __init__(self, config: ModelConfig, classes: dict[str, list[str]], tasks: dict[str, Task]):
         super().__init__()
         self.config = config
-        self.classes = {name: list(classes[name]) for name in HEAD_LAYOUT}
-        self.tasks = {name: tasks[name] for name in HEAD_LAYOUT}
+        layout = head_layout(classes)
+        self.classes = {name: list(classes[name]) for name in layout}
+        self.tasks = {name: tasks[name] for name in layout}
         self.backbone = build_backbone(config.backbone, config.backbone_weights,
                                        with_stride32=config.neck == "fpn")
         self.neck = build_neck(config.neck, self.backbone.channels, config.neck_channels, config.neck_layers)
         self.slices: dict[str, slice] = {}
         start = 0
-        for name in HEAD_LAYOUT:
+        for name in layout:
             width = self.tasks[name].channels(len(self.classes[name]))
             self.slices[name] = slice(start, start + width)
             start += width

@@ -11,9 +11,9 @@ import torch
 from tqdm import tqdm
 
 from cl_bench.atomic import atomic_path, write_text
-from cl_bench.constraints import measure_latency_ms
 from cl_bench.devices import describe
-from cl_bench.model.export import load_weights
+from cl_bench.model.challenge_rules import measure_latency_ms
+from cl_bench.model.weights_file import load_weights
 from cl_bench.report import plots
 from cl_bench.report.collect import Results, load_results, run_matrix, stage_values, training_losses
 from cl_bench.report.markdown import FigureRef, markdown_table, report_markdown

@@ -12,15 +12,18 @@ import pandas as pd
 import yaml
 
 from cl_bench.errors import CLBenchError
-from cl_bench.results import DEFAULT_THRESHOLD_PCT, PRIMARY, read_runs
+from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
+from cl_bench.schedules import get_schedule
+from cl_bench.tasks import reported_metrics
 
-# Reported metrics: metric -> (task, part of summary.json holding it).
-METRICS: dict[str, tuple[str, str]] = {"mIoU": ("seg", "primary"), "mAP": ("det", "primary"),
-                                       "mAP50": ("det", "secondary"), "top1": ("cls", "primary")}
 # Settings that split a strategy into separate groups when they vary across runs.
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
-_NUMERIC = ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
-            *[f"{part}_{m}" for m in METRICS for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass")]]
+
+
+def _numeric_columns() -> list[str]:
+    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
+            *[f"{part}_{m}" for m in reported_metrics()
+              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass")]]
 
 
 @dataclass
@@ -48,7 +51,7 @@ class Results:
 def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
                            "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
-    for metric, (task, part) in METRICS.items():
+    for metric, (task, part) in reported_metrics().items():
         values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task, {})
         row[f"drop_rel_pct_{metric}"] = values.get("drop_rel_pct")
         row[f"drop_abs_pts_{metric}"] = values.get("drop_abs_pts")
@@ -90,9 +93,10 @@ def load_results(root: str | Path) -> Results:
     if not rows:
         raise CLBenchError(f"{runs_csv}: no finished run to report" + (f" ({warnings[0]})" if warnings else ""))
     runs = pd.DataFrame(rows)
-    runs[_NUMERIC] = runs[_NUMERIC].apply(pd.to_numeric, errors="coerce")
+    numeric = _numeric_columns()
+    runs[numeric] = runs[numeric].apply(pd.to_numeric, errors="coerce")
     runs["pass"] = runs["pass"].astype(str).eq("True")
-    runs["reference"] = runs["schedule"] != "sequential"
+    runs["reference"] = runs["schedule"].map(lambda name: get_schedule(name).reference)
     varying = [key for key in VARYING_KEYS if runs[key].nunique(dropna=False) > 1]
     keys = ["strategy", *varying]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
@@ -116,7 +120,7 @@ def run_matrix(results: Results, run_id: str, kind: str = "matrix") -> pd.DataFr
     """A run's primary-metric matrix (``kind="matrix"``: R) or forgetting (``"forgetting"``):
     rows ``after <stage>``, columns the tasks in training order, each in its primary metric."""
     order = results.summaries[run_id]["order"]
-    return pd.DataFrame({task: _read_csv(results.root / run_id / f"{kind}_{PRIMARY[task]}.csv",
+    return pd.DataFrame({task: _read_csv(results.root / run_id / f"{kind}_{primary_metrics()[task]}.csv",
                                          index_col=0)[task] for task in order})
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from cl_bench.atomic import atomic_path, write_text
-from cl_bench.constraints import check_model
 from cl_bench.devices import describe
 from cl_bench.errors import CLBenchError
-from cl_bench.model.export import load_weights
+from cl_bench.model.challenge_rules import check_model
+from cl_bench.model.weights_file import load_weights
 from cl_bench.report.collect import Results
 from cl_bench.report.selection import SELECTION_RULE
 

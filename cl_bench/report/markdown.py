@@ -13,8 +13,7 @@ import pandas as pd
 from cl_bench.devices import LIBRARIES
 from cl_bench.report.collect import Results
 from cl_bench.report.tables import Latency, Table
-from cl_bench.results import PASS_DEFINITION, PRIMARY
-
+from cl_bench.results import PASS_DEFINITION, primary_metrics
 
 
 @dataclass
@@ -75,7 +74,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
     runs = results.runs
     data = list(dict.fromkeys(results.summaries[r].get("data", "?") for r in runs["run_id"]))
     classes = results.summaries[runs["run_id"].iloc[0]].get("classes", {})
-    class_counts = ", ".join(f"{task} {len(classes[task])}" for task in PRIMARY if task in classes)
+    class_counts = ", ".join(f"{task} {len(classes[task])}" for task in primary_metrics() if task in classes)
     strategies = []
     for strategy, group in runs.groupby("strategy", sort=False):
         options = _text(_distinct(results, "strategy", "options", runs=group))

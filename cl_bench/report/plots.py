@@ -20,10 +20,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from cl_bench.atomic import atomic_path
-from cl_bench.constraints import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
-from cl_bench.metrics import METRIC_LABELS
-from cl_bench.report.collect import METRICS
-from cl_bench.results import PRIMARY
+from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
+from cl_bench.results import primary_metrics
+from cl_bench.tasks import metric_label, reported_metrics
 
 DPI = 120
 Colours = dict[str, tuple[float, float, float]]
@@ -62,7 +61,7 @@ def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.
     mean forgetting F in points."""
     R = pd.concat(matrices).groupby(level=0, sort=False).mean()
     tasks = list(R.columns)
-    names = {t: f"{t}\n({METRIC_LABELS[PRIMARY[t]]})" for t in tasks}
+    names = {t: f"{t}\n({metric_label(primary_metrics()[t])})" for t in tasks}
     text = R.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
     if sequential:
         drops = [(m.to_numpy().diagonal() - m.to_numpy()) / m.to_numpy().diagonal() * 100 for m in matrices]
@@ -99,13 +98,13 @@ def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.
 def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
     """Final value of each metric per group: bars = mean, error bars = std, dots = runs."""
     labels = list(palette)
-    fig, axes = _figure(len(METRICS), 3.0 * len(METRICS), 3.4)
-    for ax, (metric, (task, _)) in zip(axes, METRICS.items()):
+    fig, axes = _figure(len(reported_metrics()), 3.0 * len(reported_metrics()), 3.4)
+    for ax, (metric, (task, _)) in zip(axes, reported_metrics().items()):
         column = f"final_{metric}"
         sns.barplot(data=runs, x="label", y=column, hue="label", order=labels, hue_order=labels, palette=palette,
                     errorbar="sd", capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
         sns.stripplot(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
-        ax.set(title=f"{METRIC_LABELS[metric]} ({task})", xlabel="", ylabel="final value" if ax is axes[0] else "")
+        ax.set(title=f"{metric_label(metric)} ({task})", xlabel="", ylabel="final value" if ax is axes[0] else "")
         ax.set_xticks([])
         ax.set_ylim(bottom=0)
     fig.suptitle("Final metrics after the last experience (bars: mean, error bars: ± std over seeds, dots: runs)")
@@ -118,13 +117,14 @@ def drop_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: 
     """Relative and absolute drop from base to final per task, continual runs only, with the threshold."""
     continual = runs[~runs["reference"]]
     labels = [label for label in palette if label in set(continual["label"])]
+    primary = primary_metrics()
     parts = (("drop_rel_pct", "relative drop (% of base)", f"{threshold_pct:g} % threshold"),
              ("drop_abs_pts", "absolute drop (points)", f"{threshold_pct:g} points"))
     fig, axes = _figure(2, 11, 3.8)
     for ax, (part, ylabel, line) in zip(axes, parts):
-        long = continual.melt(id_vars=["label", "seed"], value_vars=[f"{part}_{PRIMARY[t]}" for t in PRIMARY],
+        long = continual.melt(id_vars=["label", "seed"], value_vars=[f"{part}_{m}" for m in primary.values()],
                               var_name="task", value_name="drop")
-        long["task"] = long["task"].map({f"{part}_{m}": f"{t} ({METRIC_LABELS[m]})" for t, m in PRIMARY.items()})
+        long["task"] = long["task"].map({f"{part}_{m}": f"{t} ({metric_label(m)})" for t, m in primary.items()})
         sns.barplot(data=long, x="task", y="drop", hue="label", hue_order=labels, palette=palette, errorbar="sd",
                     capsize=0.15, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
         ax.axhline(threshold_pct, color="crimson", linestyle="--", linewidth=1.2)
@@ -158,7 +158,7 @@ def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
     count = int((stages if continual.empty else continual)["stage"].max())
     names = [f"{i + 1}: {n}" for i, n in enumerate(orders[0])] if len(orders) == 1 else \
         [f"stage {i}" for i in range(1, count + 1)]
-    tasks = [t for t in PRIMARY if t in set(stages["task"])]
+    tasks = [t for t in primary_metrics() if t in set(stages["task"])]
     fig, axes = _figure(len(tasks), 4.0 * len(tasks), 3.6)
     for ax, task in zip(axes, tasks):
         rows = continual[continual["task"] == task]
@@ -168,7 +168,7 @@ def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
         for label, value in reference[reference["task"] == task].groupby("label", sort=False)["value"].mean().items():
             ax.axhline(value, color=palette[label], linestyle="--", linewidth=1.4)
         _stage_ticks(ax, names)
-        ax.set(title=f"{task}: {METRIC_LABELS[PRIMARY[task]]}", xlabel="after training stage",
+        ax.set(title=f"{task}: {metric_label(primary_metrics()[task])}", xlabel="after training stage",
                ylabel="value" if task == tasks[0] else "")
     fig.suptitle("Each task's primary metric across training stages (error bars: ± std over seeds; "
                  "dashed: references)")
@@ -183,7 +183,7 @@ def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
 
 def loss_lines(losses: pd.DataFrame, palette: Colours, path: Path) -> Path:
     """Mean training loss (term "loss") of each task per experience it was trained (or replayed) in."""
-    tasks = [t for t in PRIMARY if t in set(losses["task"])]
+    tasks = [t for t in primary_metrics() if t in set(losses["task"])]
     stages = int(losses["stage"].max())
     fig, axes = _figure(len(tasks), 4.0 * len(tasks), 3.4)
     for ax, task in zip(axes, tasks):

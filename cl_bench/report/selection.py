@@ -6,7 +6,7 @@ import pandas as pd
 
 from cl_bench.errors import CLBenchError
 from cl_bench.report.collect import Results
-from cl_bench.results import PRIMARY
+from cl_bench.results import primary_metrics
 
 SELECTION_RULE = (
     "best: among the sequential (continual) runs, those where every task passes (relative drop from base to "
@@ -18,7 +18,7 @@ MODES = ("best", "best-effort")
 
 def _failures(run: pd.Series) -> str:
     failing = [f"{task} ({metric} drop {run[f'drop_rel_pct_{metric}']:.1f} % > {run['threshold_pct']:g} %)"
-               for task, metric in PRIMARY.items() if run[f"pass_{metric}"] == 0]
+               for task, metric in primary_metrics().items() if run[f"pass_{metric}"] == 0]
     return ", ".join(failing) or "no task (a value is missing)"
 
 

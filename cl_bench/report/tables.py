@@ -11,13 +11,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cl_bench.constraints import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
-from cl_bench.metrics import METRIC_LABELS
-from cl_bench.report.collect import METRICS, Results
+from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
+from cl_bench.report.collect import Results
+from cl_bench.tasks import metric_label, reported_metrics
 
 STD_NOTE = "mean ± std over seeds (pandas `std`, ddof = 1; a single run shows its value only)"
-_STATS = ["bwt", "mean_normalised_final", "train_time_s", "params",
-          *[f"{part}_{m}" for m in METRICS for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
+
+
+def _stat_columns() -> list[str]:
+    return ["bwt", "mean_normalised_final", "train_time_s", "params",
+            *[f"{part}_{m}" for m in reported_metrics() for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
 
 
 @dataclass
@@ -43,13 +46,13 @@ def aggregate(results: Results) -> pd.DataFrame:
     """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates, the longest
     train time and ``<stat>_mean`` / ``<stat>_std`` of every reported number."""
     grouped = results.runs.groupby("label", sort=False)
-    stats = grouped[_STATS].agg(["mean", "std"])
+    stats = grouped[_stat_columns()].agg(["mean", "std"])
     stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
     head = grouped.agg(**{key: (key, "first") for key in results.keys}, schedule=("schedule", "first"),
                        reference=("reference", "first"), n_runs=("run_id", "size"),
                        seeds=("seed", lambda s: ",".join(str(int(v)) for v in sorted(s))),
                        pass_rate=("pass", "mean"), train_time_s_max=("train_time_s", "max"),
-                       **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in METRICS})
+                       **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in reported_metrics()})
     return head.join(stats).reset_index()
 
 
@@ -99,14 +102,15 @@ def overview_table(frame: pd.DataFrame, results: Results) -> Table:
 
 def final_table(frame: pd.DataFrame, results: Results) -> Table:
     view = _keys(frame, results)
-    for metric, (task, _) in METRICS.items():
-        view[f"{METRIC_LABELS[metric]} ({task})"] = mean_std(frame, f"final_{metric}", ".4f")
+    for metric, (task, _) in reported_metrics().items():
+        view[f"{metric_label(metric)} ({task})"] = mean_std(frame, f"final_{metric}", ".4f")
     return Table("final", "Final metrics (after the last experience)",
-                 _numbers(frame, results, [f"final_{m}" for m in METRICS]), view, f"{STD_NOTE}; metrics in [0, 1].")
+                 _numbers(frame, results, [f"final_{m}" for m in reported_metrics()]), view,
+                 f"{STD_NOTE}; metrics in [0, 1].")
 
 
 def metric_table(frame: pd.DataFrame, results: Results, metric: str) -> Table:
-    task = METRICS[metric][0]
+    task = reported_metrics()[metric][0]
     view = _keys(frame, results)
     view["base"] = mean_std(frame, f"base_{metric}", ".4f")
     view["final"] = mean_std(frame, f"final_{metric}", ".4f")
@@ -115,7 +119,7 @@ def metric_table(frame: pd.DataFrame, results: Results, metric: str) -> Table:
     view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, f"pass_rate_{metric}")
     columns = [f"{part}_{metric}" for part in ("base", "final", "drop_rel_pct", "drop_abs_pts")]
     data = _numbers(frame, results, [*columns, f"pass_rate_{metric}"])
-    return Table(f"metric_{metric}", f"{METRIC_LABELS[metric]} ({task})", data, view,
+    return Table(f"metric_{metric}", f"{metric_label(metric)} ({task})", data, view,
                  f"{STD_NOTE}. Base: right after training on {task}; final: after the last experience; "
                  "drop (rel.) = (base − final) / base × 100, drop (abs.) = (base − final) × 100 points.")
 
@@ -147,18 +151,19 @@ def constraint_table(frame: pd.DataFrame, results: Results, latency: Latency | N
 def runs_table(results: Results) -> Table:
     runs = results.runs
     data = runs[["run_id", "strategy", "seed", "schedule", "pass", "mean_normalised_final", "bwt", "train_time_s",
-                 *[f"final_{m}" for m in METRICS]]]
+                 *[f"final_{m}" for m in reported_metrics()]]]
     view = pd.DataFrame({"run": runs["run_id"], "strategy": _keys(runs, results)["strategy"],
                          "seed": runs["seed"].astype(int).astype(str),
                          "pass": ["(reference)" if ref else ("yes" if ok else "no")
                                   for ref, ok in zip(runs["reference"], runs["pass"])],
                          "mean normalised final": [_number(v, ".3f") for v in runs["mean_normalised_final"]],
-                         **{METRIC_LABELS[m]: [_number(v, ".4f") for v in runs[f"final_{m}"]] for m in METRICS}})
+                         **{metric_label(m): [_number(v, ".4f") for v in runs[f"final_{m}"]]
+                            for m in reported_metrics()}})
     return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv).")
 
 
 def build_tables(results: Results, latency: Latency | None) -> list[Table]:
     frame = aggregate(results)
     return [overview_table(frame, results), final_table(frame, results),
-            *[metric_table(frame, results, m) for m in METRICS], constraint_table(frame, results, latency),
+            *[metric_table(frame, results, m) for m in reported_metrics()], constraint_table(frame, results, latency),
             runs_table(results)]

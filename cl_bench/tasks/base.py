@@ -1,9 +1,10 @@
 """The Task: everything one task (seg, det, cls) declares, so the rest of the
 harness loops over tasks instead of branching on their names.
 
-A task declares its dataset reader and class list, its channels of the
-unified head output and the view the model returns for it, its loss, its
-decoding, its metric and its distillation term (for LwF).
+A task declares its options, its dataset reader and class list, its channels
+of the unified head output and the view the model returns for it, its loss,
+its decoding, its metric, the metrics reports show and its distillation term
+(for LwF). The registry (``cl_bench.tasks``) is the single list of tasks.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 if TYPE_CHECKING:
-    from cl_bench.config import DataConfig
-    from scenarios.collate import TaskTargets
+    from cl_bench.tasks.batch import TaskTargets
     from scenarios.common import TaskSplit
 
 
@@ -39,7 +39,13 @@ class Task:
     folder_names: ClassVar[tuple[str, ...]]  # accepted folder names below a data root
     split_type: ClassVar[type[TaskSplit]]  # the reader
     metrics: ClassVar[tuple[str, ...]]  # metric names, primary first
-    options_type: ClassVar[type]  # its options dataclass (cl_bench.config)
+    report_metrics: ClassVar[tuple[str, ...]]  # the metrics report tables show (primary first)
+    metric_labels: ClassVar[dict[str, str]] = {}  # how tables print a metric name (default: the name)
+    options_type: ClassVar[type]  # its options dataclass: the ``tasks.<name>`` config section
+    default_num_classes: ClassVar[int]  # class count of a model built without data (check-model)
+    # Position of this task's channels in the head output, lower first. It fixes the
+    # channel layout that exported weights carry; a new task goes after the others.
+    head_rank: ClassVar[int] = 100
 
     def __init__(self, options: Any | None = None):
         self.options = options if options is not None else self.options_type()
@@ -53,9 +59,14 @@ class Task:
         return (self.name, self.title)
 
     # ---- data ---------------------------------------------------------------------
-    def resolve_classes(self, task_root: Path, data: DataConfig) -> list[str]:
-        """The class list shared by every split, read from the training split."""
-        return self.split_type.resolve_classes(task_root, data.train_split, data.classes.get(self.name))
+    def resolve_classes(self, task_root: Path, train_split: str, requested: list[str] | None) -> list[str]:
+        """The class list shared by every split, read from the training split
+        (``requested``: the configured list, checked against the data)."""
+        return self.split_type.resolve_classes(task_root, train_split, requested)
+
+    def placeholder_classes(self) -> list[str]:
+        """Class names of a model built without data."""
+        return [f"{self.name}{i}" for i in range(self.default_num_classes)]
 
     def open_split(self, task_root: Path, split: str, classes: list[str]) -> TaskSplit:
         return self.split_type(task_root, split, classes)

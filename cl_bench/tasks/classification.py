@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cl_bench.config import ClsOptions
 from cl_bench.metrics import top_k_correct
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence
 from scenarios.imagenette import ImagenetteSplit
+
+
+@dataclass
+class ClsOptions:
+    """Classification: cross-entropy, optional label smoothing."""
+
+    label_smoothing: float = 0.0
 
 
 class ClassificationMetric(TaskMetric):
@@ -35,7 +42,11 @@ class ClassificationTask(Task):
     folder_names = ("imagenette_160", "imagenette-160", "imagenette160", "imagenette")
     split_type = ImagenetteSplit
     metrics = ("top1", "top5")
+    report_metrics = ("top1",)
+    metric_labels = {"top1": "Top-1", "top5": "Top-5"}
     options_type = ClsOptions
+    default_num_classes = 10
+    head_rank = 2
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {"label": torch.tensor([int(t["label"]) for t in targets], dtype=torch.int64)}

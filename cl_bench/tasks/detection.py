@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from cl_bench.config import DataConfig, DetOptions
 from cl_bench.metrics import coco_map
 from cl_bench.tasks import det_codec
 from cl_bench.tasks.base import Task, TaskMetric
@@ -20,10 +20,27 @@ OBJECT_PRIOR = 0.01
 SIZE_PRIOR = 0.1  # boxes start a tenth of the input wide and high (COCO objects are mostly small)
 
 
+@dataclass
+class DetOptions:
+    """Detection: anchor-free centre assignment on the stride-16 grid."""
+
+    top_k_classes: int = 10  # without configured classes: the k with most boxes in the training split
+    objectness: str = "focal"  # focal (torchvision sigmoid_focal_loss) | bce
+    neighbours: bool = True  # also assign the two nearest neighbour cells
+    obj_weight: float = 1.0
+    cls_weight: float = 1.0
+    giou_weight: float = 2.0
+    l1_weight: float = 2.0
+    score_threshold: float = 0.001
+    nms_iou: float = 0.6
+    max_detections: int = 100
+    pre_nms_top_k: int = 1000
+
+
 class DetectionMetric(TaskMetric):
     """COCO mAP@[.5:.95] and mAP@0.5 against the split's own annotations."""
 
-    def __init__(self, task: "DetectionTask", split: CocoDetSplit):
+    def __init__(self, task: DetectionTask, split: CocoDetSplit):
         self.task, self.split = task, split
         self.detections: list[dict[str, Any]] = []
         self.image_ids: list[int] = []
@@ -46,10 +63,17 @@ class DetectionTask(Task):
     folder_names = ("mini_coco_det", "mini-coco-det", "minicocodet", "coco_det")
     split_type = CocoDetSplit
     metrics = ("mAP", "mAP50")
+    report_metrics = ("mAP", "mAP50")
+    metric_labels = {"mAP50": "mAP@0.5"}
     options_type = DetOptions
+    head_rank = 0
 
-    def resolve_classes(self, task_root: Path, data: DataConfig) -> list[str]:
-        return CocoDetSplit.resolve_classes(task_root, data.train_split, data.classes.get(self.name), data.det_top_k)
+    @property
+    def default_num_classes(self) -> int:
+        return self.options.top_k_classes
+
+    def resolve_classes(self, task_root: Path, train_split: str, requested: list[str] | None) -> list[str]:
+        return CocoDetSplit.resolve_classes(task_root, train_split, requested, self.options.top_k_classes)
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cl_bench.config import SegOptions
 from cl_bench.metrics import confusion_matrix, iou_from_confusion
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence, stack_field
 from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
 
 
+@dataclass
+class SegOptions:
+    """Segmentation: cross-entropy with ignore index 255."""
+
+    label_smoothing: float = 0.0
+
+
 class SegmentationMetric(TaskMetric):
     """Confusion matrix accumulated over the split at ORIGINAL mask resolution."""
 
-    def __init__(self, task: "SegmentationTask", split: VocSegSplit):
+    def __init__(self, task: SegmentationTask, split: VocSegSplit):
         self.task, self.split = task, split
         self.confusion = torch.zeros(len(split.classes), len(split.classes), dtype=torch.int64)
 
@@ -36,7 +43,11 @@ class SegmentationTask(Task):
     folder_names = ("mini_voc_seg", "mini-voc-seg", "minivocseg", "voc_seg")
     split_type = VocSegSplit
     metrics = ("mIoU", "pixel_acc")
+    report_metrics = ("mIoU",)
+    metric_labels = {"pixel_acc": "pixel acc"}
     options_type = SegOptions
+    default_num_classes = 21
+    head_rank = 1
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {"mask": stack_field(targets, "mask")}

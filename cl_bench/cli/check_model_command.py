@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cl_bench.cli import add_model_arguments, config_from_args
+from cl_bench.cli.arguments import add_model_arguments, config_from_args
 from cl_bench.config import Config
+from cl_bench.tasks import Task
 
 
-def add_model_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_check_model_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check-model", help="check the model against the challenge rules (params, head, neck, latency)",
         description="Build the configured model and print its parameters (total and per part), head layer count "
@@ -19,20 +20,20 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=check_model_command)
 
 
-def placeholder_classes(config: Config) -> dict[str, list[str]]:
+def placeholder_classes(config: Config, tasks: dict[str, Task]) -> dict[str, list[str]]:
     """Class lists of the configured sizes, for building a model without data."""
-    sizes = {"seg": 21, "det": config.data.det_top_k, "cls": 10}
-    return {name: config.data.classes.get(name) or [f"{name}{i}" for i in range(n)] for name, n in sizes.items()}
+    return {name: config.data.classes.get(name) or tasks[name].placeholder_classes() for name in config.data.order}
 
 
 def check_model_command(args: argparse.Namespace) -> int:
-    from cl_bench.constraints import check_model, format_checks
     from cl_bench.devices import resolve_device
     from cl_bench.model import build_model
+    from cl_bench.model.challenge_rules import check_model, format_checks
     from cl_bench.tasks import build_tasks
 
     config = config_from_args(args)
-    model = build_model(config.model, placeholder_classes(config), build_tasks(config.tasks))
+    tasks = build_tasks(config.tasks)
+    model = build_model(config.model, placeholder_classes(config, tasks), tasks)
     m = config.model
     print(f"model: {m.backbone} (weights: {m.backbone_weights}) + {m.neck} neck ({m.neck_channels} ch) + "
           f"{m.head_layers}-layer head ({m.head_channels} ch)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cl_bench.cli import add_data_arguments, apply_data_arguments
+from cl_bench.cli.arguments import add_data_arguments, apply_data_arguments
 from cl_bench.config import DataConfig
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def add_tune_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_tune_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "tune", help="train one run per YAML setting and tabulate the outcomes",
         description="Train one run per YAML file (each usually 'base: start.yaml' plus the keys it changes) "

@@ -1,4 +1,4 @@
-"""`run_bench.py [--strategy NAME] ...`: one benchmark run."""
+"""`run_bench.py [--strategy NAME] ...` (or `cl-bench ...`): one benchmark run."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 
 import yaml
 
-from cl_bench.cli import add_data_arguments, add_model_arguments, config_from_args
-from cl_bench.config import Config, from_dict, to_dict
+from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
+from cl_bench.config import Config
+from cl_bench.dataclass_io import from_dict, to_dict
 from cl_bench.errors import CLBenchError
+from cl_bench.schedules import get_schedule
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             "--set train.epochs_per_task.det=40 (repeatable; VALUE is YAML)")
 
 
-def _apply_set(config: Config, assignments: list[str]) -> Config:
+def apply_set(config: Config, assignments: list[str]) -> Config:
+    """``config`` with ``KEY=VALUE`` overrides (dotted keys, YAML values) applied and re-validated."""
     values = to_dict(config)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
@@ -64,7 +67,7 @@ def train_config(args: argparse.Namespace) -> Config:
             setattr(section, key, value)
     if args.order:
         config.data.order = [name.strip() for name in args.order.split(",")]
-    return _apply_set(config, args.set)
+    return apply_set(config, args.set)
 
 
 def list_strategies() -> str:
@@ -84,7 +87,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     config = train_config(args)
     get_strategy(config.strategy.name)  # unknown name -> the list of known ones, before any work
-    from cl_bench.runner import run_experiment
+    from cl_bench.experiment.runner import run_experiment
 
     outcome = run_experiment(config)
     print(f"\nrun {outcome.run_id}: results in {outcome.run_dir}")
@@ -100,8 +103,9 @@ def summary_table(summary: dict) -> str:
              "drop %": v["drop_rel_pct"], "drop pts": v["drop_abs_pts"], "pass": "yes" if v["pass_rel"] else "no"}
             for task, v in summary["tasks"].items()]
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
-    if summary.get("schedule", "sequential") != "sequential":
-        return table + f"\n({summary['schedule']} is a reference: base = final by construction)"
+    schedule = get_schedule(summary.get("schedule", "sequential"))
+    if schedule.reference:
+        return table + f"\n({schedule.name} is a reference: base = final by construction)"
     verdict = "PASS" if summary["pass"] else "FAIL"
     bwt = "n/a" if summary.get("bwt") is None else f"{summary['bwt']:.4f}"
     return table + f"\n{verdict}: {summary['pass_definition']}; BWT {bwt}"

@@ -24,16 +24,15 @@ class CosineLRPlugin(SupervisedPlugin):
     stage may use its own (e.g. a lower rate for later tasks).
     """
 
-    def __init__(self, base_lr, task_of_experience, warmup_steps: int = 0):
+    def __init__(self, base_lr, warmup_steps: int = 0):
         super().__init__()
         self.base_lr = base_lr
-        self.task_of_experience = task_of_experience
         self.warmup_steps = warmup_steps
         self._total = self._step = 0
         self._lr = 0.0
 
     def before_training_exp(self, strategy, **kwargs):
-        self._lr = self.base_lr(self.task_of_experience(strategy.experience))
+        self._lr = self.base_lr(strategy.experience.task_name)
         self._total = max(strategy.train_epochs * len(strategy.dataloader), 1)
         self._step = 0
 

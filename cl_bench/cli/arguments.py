@@ -1,4 +1,4 @@
-"""Shared command-line plumbing: data options, config overrides, error exits."""
+"""Command-line plumbing the commands share: data and model options, config overrides, error exits."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_root_arguments(group)
     group.add_argument("--synthetic", action="store_true",
                        help="use the embedded synthetic default even when ./data exists")
-    group.add_argument("--det-classes", metavar="A,B,...",
-                       help="detection class names (default: the 10 most frequent in the training split)")
+    for task in TASKS.values():
+        group.add_argument(f"--{task.name}-classes", dest=f"{task.name}_classes", metavar="A,B,...",
+                           help=f"{task.title} class names (default: read from the training split)")
     group.add_argument("--train-split", metavar="NAME", help="training split folder (default train)")
     group.add_argument("--test-split", metavar="NAME", help="evaluation split folder (default val)")
 
@@ -51,8 +52,10 @@ def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConf
     data.roots.update(task_roots(args))
     if args.synthetic:
         data.synthetic = True
-    if args.det_classes:
-        data.classes["det"] = [c.strip() for c in args.det_classes.split(",") if c.strip()]
+    for name in TASKS:
+        given = getattr(args, f"{name}_classes", None)
+        if given:
+            data.classes[name] = [c.strip() for c in given.split(",") if c.strip()]
     if args.train_split:
         data.train_split = args.train_split
     if args.test_split:

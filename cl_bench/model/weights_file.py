@@ -10,25 +10,27 @@ from typing import Any
 import torch
 
 from cl_bench.atomic import atomic_path
-from cl_bench.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TasksConfig, from_dict
+from cl_bench.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from cl_bench.dataclass_io import from_dict, to_dict
 from cl_bench.errors import CLBenchError
+from cl_bench.model.batchnorm_stats import load_stats
 from cl_bench.model.unified import UnifiedModel, build_model
-from cl_bench.training.batchnorm import load_stats
-from cl_bench.tasks import build_tasks
+from cl_bench.tasks import build_tasks, task_options
 
 FORMAT = "cl_bench.weights/1"
 
 
-def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: TasksConfig,
+def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: dict[str, Any],
                  meta: dict[str, Any] | None = None,
                  bn_stats: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
     """Write ``model`` with everything needed to rebuild and evaluate it.
-    ``bn_stats`` (BN policy ``per_task``) holds each task's BatchNorm statistics."""
+    ``tasks`` are the task options (``Config.tasks``); ``bn_stats`` (BN policy
+    ``per_task``) holds each task's BatchNorm statistics."""
     config = dataclasses.replace(model.config, backbone_weights="none")  # weights come from the state_dict
     payload = {
         "format": FORMAT,
-        "model": dataclasses.asdict(config),
-        "tasks": dataclasses.asdict(tasks),
+        "model": to_dict(config),
+        "tasks": {name: to_dict(options) for name, options in tasks.items() if name in model.classes},
         "classes": model.classes,
         "preprocess": {"image_size": image_size, "resize": "square", "mean": list(IMAGENET_MEAN),
                        "std": list(IMAGENET_STD)},
@@ -44,7 +46,7 @@ def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: 
 @dataclasses.dataclass
 class LoadedWeights:
     model: UnifiedModel
-    tasks: TasksConfig
+    tasks: dict[str, Any]
     image_size: int
     meta: dict[str, Any]
     bn_stats: dict[str, dict[str, torch.Tensor]]
@@ -69,7 +71,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> LoadedWeights:
         raise CLBenchError(f"{path}: not a cl_bench weights file (export one with `run_bench.py export`)")
     try:
         model_config = from_dict(ModelConfig, payload["model"], f"{path}:model")
-        tasks = from_dict(TasksConfig, payload["tasks"], f"{path}:tasks")
+        tasks = task_options(payload["tasks"], f"{path}:tasks")
         model = build_model(model_config, payload["classes"], build_tasks(tasks))
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, RuntimeError) as error:

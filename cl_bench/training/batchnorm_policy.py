@@ -15,35 +15,18 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from torch import nn
+
+from cl_bench.model.batchnorm_stats import batchnorm_layers, load_stats, snapshot_stats
 
 BN_POLICIES = ("train", "freeze_after_first", "per_task")
-_STAT_KEYS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def batchnorm_layers(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-
-
-def snapshot_stats(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of every BN layer's running statistics, keyed ``layer.stat``."""
-    return {f"{name}.{key}": getattr(bn, key).detach().clone()
-            for name, bn in batchnorm_layers(model).items() for key in _STAT_KEYS}
-
-
-def load_stats(model: nn.Module, stats: dict[str, torch.Tensor]) -> None:
-    for name, bn in batchnorm_layers(model).items():
-        for key in _STAT_KEYS:
-            getattr(bn, key).copy_(stats[f"{name}.{key}"])
 
 
 class BatchNormPolicyPlugin(SupervisedPlugin):
-    def __init__(self, policy: str, task_of_experience):
+    def __init__(self, policy: str):
         super().__init__()
         if policy not in BN_POLICIES:
             raise ValueError(f"unknown BN policy '{policy}' (known: {', '.join(BN_POLICIES)})")
         self.policy = policy
-        self.task_of_experience = task_of_experience
         self.per_task: dict[str, dict[str, torch.Tensor]] = {}
         self._trained = 0
         self._training_stats: dict[str, torch.Tensor] | None = None
@@ -62,10 +45,10 @@ class BatchNormPolicyPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs):
         self._trained += 1
         if self.policy == "per_task":
-            self.per_task[self.task_of_experience(strategy.experience)] = snapshot_stats(strategy.model)
+            self.per_task[strategy.experience.task_name] = snapshot_stats(strategy.model)
 
     def before_eval_exp(self, strategy, **kwargs):
-        stats = self.per_task.get(self.task_of_experience(strategy.experience))
+        stats = self.per_task.get(strategy.experience.task_name)
         if self.policy == "per_task" and stats is not None:
             self._training_stats = snapshot_stats(strategy.model)
             load_stats(strategy.model, stats)

@@ -1,5 +1,6 @@
-"""ONE collate for every task: a minibatch may mix tasks (replay), and
-Avalanche collates a mixed minibatch with the current experience's collate."""
+"""What a Task receives: the targets of its rows in a minibatch, and ONE
+collate for every task (a minibatch may mix tasks under replay, and Avalanche
+collates a mixed minibatch with the current experience's collate)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class TaskTargets:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "TaskTargets":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TaskTargets:
         return TaskTargets(
             *(_move(v, device, non_blocking) for v in (self.rows, self.index, self.orig_size)),
             self.input_size,
@@ -66,7 +67,7 @@ class MultiTaskTargets(Mapping[str, TaskTargets]):
     def __len__(self) -> int:
         return self.batch_size
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MultiTaskTargets":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> MultiTaskTargets:
         return MultiTaskTargets({k: v.to(device, non_blocking) for k, v in self.by_task.items()}, self.batch_size)
 
     def __repr__(self) -> str:

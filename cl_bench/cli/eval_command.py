@@ -1,0 +1,83 @@
+"""Evaluate an exported cl_bench model (the grader's command).
+
+    python eval.py --weights best_model.pt --data_root data --tasks all
+
+Prints detection mAP (and mAP@0.5), segmentation mIoU (and pixel accuracy)
+and classification Top-1 (and Top-5) on one split of the data. The weights
+file carries the model description, class lists and preprocessing, so nothing
+else is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cl_bench.cli.arguments import add_task_root_arguments, run_command, task_roots
+from cl_bench.errors import CLBenchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eval.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, type=Path, help="weights file written by `run_bench.py export`")
+    parser.add_argument("--data_root", "--data-root", "--dataroot", dest="data_root", default="data",
+                        help="folder holding mini_coco_det, mini_voc_seg, imagenette_160 (default: data)")
+    add_task_root_arguments(parser)
+    parser.add_argument("--tasks", default="all",
+                        help="all, or a comma list of det|seg|cls (or detection, segmentation, classification)")
+    parser.add_argument("--split", default="val", help="split folder to evaluate (default: val; e.g. test)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size (default 16)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON to FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python eval.py` (the graders' command)."""
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: evaluate(args))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from cl_bench.atomic import write_text
+    from cl_bench.config import DataConfig
+    from cl_bench.devices import resolve_device
+    from cl_bench.evaluation import evaluate_task
+    from cl_bench.model.weights_file import load_weights
+    from cl_bench.tasks import build_tasks, get_task, metric_label
+    from scenarios.benchmark import eval_dataset
+    from scenarios.layout import resolve_data
+
+    device = resolve_device(args.device)
+    loaded = load_weights(args.weights, device)
+    tasks = build_tasks(loaded.tasks)
+    names = list(loaded.model.classes) if args.tasks == "all" else []
+    for item in (t for t in args.tasks.split(",") if args.tasks != "all"):
+        try:
+            names.append(get_task(item.strip()).name)
+        except ValueError as error:
+            raise CLBenchError(f"--tasks: {error}") from None
+    data = DataConfig(root=args.data_root, test_split=args.split, roots=task_roots(args))
+    source = resolve_data(data, names)
+    counts = loaded.model.parameter_counts()
+    print(f"weights: {args.weights} ({loaded.model.config.backbone}, {counts['total'] / 1e6:.2f} M parameters, "
+          f"{loaded.image_size} px, device {device})")
+    results = {}
+    for label, name in enumerate(names):
+        task = tasks[name]
+        split = task.open_split(source.roots[name], args.split, loaded.model.classes[name])
+        dataset = eval_dataset(split, label, loaded.image_size)
+        metrics = evaluate_task(loaded.prepare_for(name), task, dataset, split, device, args.batch_size)
+        results[name] = metrics
+        primary, *others = task.metrics
+        extra = ", ".join(f"{metric_label(m)} {metrics[m]:.4f}" for m in others)
+        print(f"{task.title:<15} {metric_label(primary):>6} {metrics[primary]:.4f}   ({extra}; "
+              f"{len(split)} images of {source.roots[name] / args.split})")
+    if args.json:
+        write_text(args.json, json.dumps({"weights": str(args.weights), "split": args.split, "metrics": results},
+                                         indent=2))
+    return 0
+
+

@@ -1,0 +1,46 @@
+"""A run's identity: ``strategy_order_sSEED_hash`` over every setting that
+changes results, and whether a run folder already holds that run finished."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cl_bench.config import Config
+from cl_bench.dataclass_io import to_dict
+
+# run settings that do not change results, left out of the run id
+_NOT_IN_RUN_ID = {"run": ("out", "logger", "progress", "checkpoints", "device")}
+
+
+def result_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (as a dict) without the keys that do not change results
+    (output folder, logging, device)."""
+    values = copy.deepcopy(values)
+    for section, keys in _NOT_IN_RUN_ID.items():
+        for key in keys:
+            values.get(section, {}).pop(key, None)
+    return values
+
+
+def run_id_for(config: Config) -> str:
+    """``strategy_order_sSEED_hash``: the hash covers every setting that changes results."""
+    values = result_settings(to_dict(config))
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
+
+
+def finished_with(run_dir: Path, config_text: str) -> bool:
+    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside) are these."""
+    if not ((run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file()):
+        return False
+    try:
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(stored, dict) and result_settings(stored) == result_settings(yaml.safe_load(config_text))

@@ -1,0 +1,59 @@
+"""Everything a finished run writes, gathered in one record: metrics.csv,
+matrices, summary.json, losses.csv, timing.csv and its runs.csv row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cl_bench import results
+from cl_bench.atomic import write_text
+from cl_bench.config import Config
+from cl_bench.schedules import Schedule
+
+
+@dataclass
+class RunRecord:
+    """A finished run: its settings, what it measured and what it cost."""
+
+    config: Config
+    run_id: str
+    schedule: Schedule
+    order: list[str]
+    classes: dict[str, list[str]]
+    data: str  # where the data came from
+    records: list[dict[str, Any]]  # metric records: train_exp, eval_task, metric, value
+    losses: list[dict[str, Any]]  # mean loss terms: train_exp, task, term, value
+    timings: list[dict[str, Any]]  # per stage: stage, task, epochs, train_s, eval_s
+    params: int
+    environment: dict[str, str]
+
+    @property
+    def train_time_s(self) -> float:
+        return float(sum(t["train_s"] for t in self.timings))
+
+    def write(self, run_dir: Path) -> dict[str, Any]:
+        """Write the run's files into ``run_dir`` and its row into the results folder's
+        ``runs.csv`` (last, so a run with a row has all its files); returns the summary."""
+        config = self.config
+        frame = pd.DataFrame(self.records)
+        for column, value in (("order", ",".join(self.order)), ("seed", config.run.seed),
+                              ("strategy", config.strategy.name), ("run_id", self.run_id)):
+            frame.insert(0, column, value)
+        write_text(run_dir / "losses.csv", pd.DataFrame(self.losses).to_csv(index=False))
+        write_text(run_dir / "timing.csv", pd.DataFrame(self.timings).to_csv(index=False))
+        extra = {"run_id": self.run_id, "strategy": config.strategy.name, "schedule": self.schedule.name,
+                 "seed": config.run.seed, "order": self.order, "params": self.params,
+                 "train_time_s": self.train_time_s, "eval_time_s": float(sum(t["eval_s"] for t in self.timings)),
+                 "timings": self.timings, "data": self.data, "image_size": config.data.image_size,
+                 "classes": self.classes, "environment": self.environment}
+        summary = results.write_run_results(run_dir, frame, self.order, extra, schedule=self.schedule)
+        meta = {"run_id": self.run_id, "strategy": config.strategy.name, "seed": config.run.seed,
+                "order": ",".join(self.order), "backbone": config.model.backbone,
+                "bn_policy": config.train.bn_policy, "image_size": config.data.image_size,
+                "epochs": config.train.epochs, "train_time_s": self.train_time_s, "params": self.params}
+        results.upsert_run(Path(config.run.out) / "runs.csv", results.runs_row(summary, meta))
+        return summary
