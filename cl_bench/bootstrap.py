@@ -216,7 +216,8 @@ def drop_interval(base_stat: Statistic, final_stat: Statistic, n: int, *, thresh
     interval reflects the images both were evaluated on. A resample whose base
     is 0 has no defined drop: it is NaN, counts as a fail in ``p_pass``
     (a pass is not shown without a baseline) and makes the drop bounds NaN
-    (``undefined`` says how often). The base and final intervals come free.
+    (``undefined`` says how often). The base and final intervals come free:
+    they equal ``interval()`` of each statistic with the same seed.
     """
     def stat(indices: np.ndarray) -> np.ndarray:
         base, final = base_stat(indices), final_stat(indices)
