@@ -39,7 +39,8 @@ def detection(rng: np.random.Generator, n: int, categories: int = 10) -> tuple[d
         images.append({"id": image, "width": 320, "height": 320})
         truth = []
         for _ in range(rng.integers(3, 8)):
-            (x, y), (w, h), category = rng.uniform(0, 250, 2), rng.uniform(8, 70, 2), int(rng.integers(1, categories + 1))
+            (x, y), (w, h) = rng.uniform(0, 250, 2), rng.uniform(8, 70, 2)
+            category = int(rng.integers(1, categories + 1))
             annotations.append({"id": len(annotations) + 1, "image_id": image, "category_id": category,
                                 "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(rng.random() < 0.05)})
             truth.append(([x, y, w, h], category))
@@ -48,7 +49,8 @@ def detection(rng: np.random.Generator, n: int, categories: int = 10) -> tuple[d
                 bbox, category = truth[rng.integers(len(truth))]
                 bbox = np.abs(np.asarray(bbox) + rng.normal(0, 4, 4)) + [0, 0, 1, 1]
             else:
-                bbox, category = np.r_[rng.uniform(0, 250, 2), rng.uniform(8, 70, 2)], int(rng.integers(1, categories + 1))
+                bbox = np.r_[rng.uniform(0, 250, 2), rng.uniform(8, 70, 2)]
+                category = int(rng.integers(1, categories + 1))
             detections.append({"image_id": image, "category_id": category, "bbox": [float(v) for v in bbox],
                                "score": float(rng.random())})
     categories_ = [{"id": c, "name": str(c)} for c in range(1, categories + 1)]
