@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from cl_bench.atomic import atomic_path, write_text
 from cl_bench.errors import CLBenchError
@@ -290,29 +291,46 @@ def _cell(value: Any) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
+def runs_lock(runs_csv: Path) -> FileLock:
+    """The inter-process lock every read-modify-write of ``runs_csv`` holds (``runs.csv.lock`` beside it)."""
+    return FileLock(str(runs_csv) + ".lock")
+
+
 def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
     """Replace the row with ``row["run_id"]`` in ``runs_csv`` or append it; write
     atomically with the columns ``runs_columns()`` (other keys dropped, missing empty).
-    Existing rows are kept as their text."""
+    Existing rows are kept as their text. Concurrent writers (processes finishing
+    at once) take turns through ``runs_lock``, so no row is lost."""
     runs_csv = Path(runs_csv)
     if row.get("run_id") in (None, ""):
         raise CLBenchError(f"{runs_csv}: a run row needs a run_id")
     columns = runs_columns()
-    rows: list[dict[str, str]] = []
-    if runs_csv.is_file():
-        with open(runs_csv, newline="") as handle:
-            rows = [{c: r.get(c) or "" for c in columns} for r in csv.DictReader(handle)]
     new = {c: _cell(row.get(c)) for c in columns}
-    index = next((i for i, r in enumerate(rows) if r["run_id"] == new["run_id"]), None)
-    if index is None:
-        rows.append(new)
-    else:
-        rows[index] = new
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(runs_csv, text.getvalue())
+    runs_csv.parent.mkdir(parents=True, exist_ok=True)
+    with runs_lock(runs_csv):
+        rows: list[dict[str, str]] = []
+        if runs_csv.is_file():
+            with open(runs_csv, newline="") as handle:
+                rows = [{c: r.get(c) or "" for c in columns} for r in csv.DictReader(handle)]
+        index = next((i for i, r in enumerate(rows) if r["run_id"] == new["run_id"]), None)
+        if index is None:
+            rows.append(new)
+        else:
+            rows[index] = new
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(runs_csv, text.getvalue())
+
+
+def has_run(runs_csv: Path, run_id: str) -> bool:
+    """Whether ``runs_csv`` has a row for ``run_id``."""
+    runs_csv = Path(runs_csv)
+    if not runs_csv.is_file():
+        return False
+    with open(runs_csv, newline="") as handle:
+        return any(r.get("run_id") == run_id for r in csv.DictReader(handle))
 
 
 def read_runs(runs_csv: Path) -> pd.DataFrame:

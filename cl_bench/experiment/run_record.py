@@ -1,5 +1,10 @@
 """Everything a finished run writes, gathered in one record: metrics.csv,
-matrices, summary.json, losses.csv, timing.csv and its runs.csv row."""
+matrices, summary.json, losses.csv, timing.csv and its runs.csv row.
+
+Write order: model.pt, then the run folder's files (each atomically), then the
+row in runs.csv, then the checkpoint is removed. A run is finished when its
+row exists; a run killed between its summary.json and its row gets the row
+from summary.json on the next start (``add_runs_row``)."""
 
 from __future__ import annotations
 
@@ -51,9 +56,15 @@ class RunRecord:
                  "timings": self.timings, "data": self.data, "image_size": config.data.image_size,
                  "classes": self.classes, "environment": self.environment}
         summary = results.write_run_results(run_dir, frame, self.order, extra, schedule=self.schedule)
-        meta = {"run_id": self.run_id, "strategy": config.strategy.name, "seed": config.run.seed,
-                "order": ",".join(self.order), "backbone": config.model.backbone,
-                "bn_policy": config.train.bn_policy, "image_size": config.data.image_size,
-                "epochs": config.train.epochs, "train_time_s": self.train_time_s, "params": self.params}
-        results.upsert_run(Path(config.run.out) / "runs.csv", results.runs_row(summary, meta))
+        add_runs_row(config, summary)
         return summary
+
+
+def add_runs_row(config: Config, summary: dict[str, Any]) -> None:
+    """Upsert a finished run's row into ``config.run.out/runs.csv``: the last file a run
+    writes, so a run with a row has all its files (and one without is not finished)."""
+    meta = {"run_id": summary["run_id"], "strategy": config.strategy.name, "seed": config.run.seed,
+            "order": ",".join(summary["order"]), "backbone": config.model.backbone,
+            "bn_policy": config.train.bn_policy, "image_size": config.data.image_size,
+            "epochs": config.train.epochs, "train_time_s": summary["train_time_s"], "params": summary["params"]}
+    results.upsert_run(Path(config.run.out) / "runs.csv", results.runs_row(summary, meta))

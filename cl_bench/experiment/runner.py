@@ -24,6 +24,7 @@ from avalanche.evaluation.metrics import loss_metrics
 from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
+from cl_bench import results
 from cl_bench.atomic import write_text
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
@@ -38,7 +39,7 @@ from cl_bench.experiment.checkpoints import (
     set_rng_state,
 )
 from cl_bench.experiment.run_id import finished_with, run_id_for
-from cl_bench.experiment.run_record import RunRecord
+from cl_bench.experiment.run_record import RunRecord, add_runs_row
 from cl_bench.model import UnifiedModel, build_model
 from cl_bench.model.weights_file import save_weights
 from cl_bench.schedules import Stage
@@ -198,8 +199,14 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     run_dir = Path(config.run.out) / run_id
     config_text = yaml.safe_dump(to_dict(config), sort_keys=False)
     if finished_with(run_dir, config_text):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        if not results.has_run(Path(config.run.out) / "runs.csv", run_id):
+            add_runs_row(config, summary)
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+            log(f"run {run_id}: its runs.csv row was missing (stopped while writing results): added from "
+                f"{run_dir / 'summary.json'}")
         log(f"run {run_id} already finished with this config: skipped ({run_dir / 'summary.json'})")
-        return RunOutcome(run_id, run_dir, json.loads((run_dir / "summary.json").read_text()), skipped=True)
+        return RunOutcome(run_id, run_dir, summary, skipped=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", config_text)
 
