@@ -1,18 +1,6 @@
-"""EWC and replay together."""
+"""EWC and replay together: another name for ``ewc+replay``."""
 
-from dataclasses import dataclass, field
+from strategies import ewc, replay  # noqa: F401  (registered before the alias is)
+from strategies.registry import register_alias
 
-from strategies.ewc import EWCOptions, ewc_plugins
-from strategies.registry import register
-from strategies.replay import ReplayOptions, replay_plugins
-
-
-@dataclass
-class EWCReplayOptions:
-    ewc: EWCOptions = field(default_factory=EWCOptions)
-    replay: ReplayOptions = field(default_factory=ReplayOptions)
-
-
-@register("ewc_replay", EWCReplayOptions, "EWC penalty plus replay of earlier tasks")
-def plugins(options: EWCReplayOptions, ctx) -> list:
-    return ewc_plugins(options.ewc) + replay_plugins(options.replay, ctx.seed)
+register_alias("ewc_replay", "ewc+replay", "EWC penalty plus replay of earlier tasks")

@@ -3,6 +3,6 @@
 from strategies.registry import NoOptions, register
 
 
-@register("naive", NoOptions, "fine-tune on each task in turn (lower bound)")
+@register("naive", NoOptions, "fine-tune on each task in turn (lower bound)", composable=False)
 def plugins(options: NoOptions, ctx) -> list:
     return []

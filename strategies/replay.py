@@ -103,6 +103,7 @@ def replay_plugins(options: ReplayOptions, seed: int) -> list:
     return [TaskBalancedReplayPlugin(options.mem_size, options.per_task_per_step, seed)]
 
 
-@register("replay", ReplayOptions, "rehearse a small buffer of earlier tasks' images in every minibatch")
+@register("replay", ReplayOptions, "rehearse a small buffer of earlier tasks' images in every minibatch",
+          buffer=True)
 def plugins(options: ReplayOptions, ctx) -> list:
     return replay_plugins(options, ctx.seed)

@@ -76,6 +76,10 @@ def list_strategies() -> str:
     lines = ["strategies (options settable under strategy.options in YAML or with --set):"]
     for name, spec in sorted(STRATEGIES.items()):
         lines.append(f"  {name:<12} {spec.summary}\n  {'':<12} options: {spec.describe_options()}")
+    buffers = ", ".join(name for name, spec in sorted(STRATEGIES.items()) if spec.buffer and spec.composable)
+    lines.append(f"compose with '+', e.g. --strategy ewc+replay+lwf: the parts' plugins in the order written, options "
+                 f"per part (--set strategy.options.ewc.ewc_lambda=1e4); at most one of {buffers} (each keeps a "
+                 f"buffer); naive, joint, single_task and ewc_replay (= ewc+replay) run alone")
     return "\n".join(lines)
 
 
