@@ -3,8 +3,9 @@ harness loops over tasks instead of branching on their names.
 
 A task declares its options, its dataset reader and class list, its channels
 of the unified head output and the view the model returns for it, its loss,
-its decoding, its metric, the metrics reports show and its distillation term
-(for LwF). The registry (``cl_bench.tasks``) is the single list of tasks.
+its decoding, its metric, the metrics reports show, its distillation term
+(for LwF) and the output that output replay stores and matches (for DER).
+The registry (``cl_bench.tasks``) is the single list of tasks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from cl_bench.tasks.batch import TaskTargets
@@ -96,6 +98,15 @@ class Task:
     def distillation(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
         """How far the student's output is from a frozen teacher's, on any input."""
         raise NotImplementedError
+
+    def stored_output(self, output: torch.Tensor) -> torch.Tensor:
+        """The copy of this task's output that output replay (DER) keeps per image: the output itself."""
+        return output
+
+    def output_matching(self, student: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+        """DER's term: mean squared error between the student's output, reduced
+        as ``stored_output`` reduces it, and a stored one."""
+        return F.mse_loss(self.stored_output(student), stored)
 
     # ---- evaluation ---------------------------------------------------------------
     def decode(self, output: torch.Tensor, targets: TaskTargets) -> list[Any]:
