@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DEROptions:
-    alpha: float = 1.0  # weight of the output-matching term: bench/strength_sweep.py
-    beta: float = 0.5  # weight of the replayed images' label loss (DER++); 0 is DER
+    alpha: float = 0.1  # weight of the output-matching term (Avalanche's DER default): bench/strength_sweep.py
+    beta: float = 0.5  # weight of the replayed images' label loss (DER++; Avalanche's default); 0 is DER
     mem_size: int = 80  # images kept in memory, split evenly over earlier tasks
     per_task_per_step: int = 10  # the challenge's rule: <= 10 images per task per step
 
 
 class DERPlugin(SupervisedPlugin):
-    def __init__(self, tasks: dict[str, Task], alpha: float = 1.0, beta: float = 0.5, mem_size: int = 80,
+    def __init__(self, tasks: dict[str, Task], alpha: float = 0.1, beta: float = 0.5, mem_size: int = 80,
                  per_task_per_step: int = 10, seed: int = 0):
         super().__init__()
         self.tasks, self.alpha, self.beta = tasks, alpha, beta
