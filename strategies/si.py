@@ -35,7 +35,8 @@ class SIOptions:
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """The parameters SI protects: every trainable one outside BatchNorm layers."""
     batchnorm = {f"{name}.{p}" for name, module in model.named_modules()
-                 if isinstance(module, nn.modules.batchnorm._NormBase) for p, _ in module.named_parameters(False)}
+                 if isinstance(module, nn.modules.batchnorm._NormBase)
+                 for p, _ in module.named_parameters(recurse=False)}
     return {name: p for name, p in model.named_parameters() if p.requires_grad and name not in batchnorm}
 
 

@@ -177,6 +177,12 @@ def test_si_path_integral_equals_the_hand_computation_over_two_sgd_steps():
     assert strategy.loss.item() == pytest.approx(c * penalty.item(), rel=1e-5)
 
 
+def test_si_leaves_batchnorm_parameters_out():
+    from strategies.si import _weights
+
+    assert set(_weights(nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)))) == {"0.weight", "0.bias"}
+
+
 @pytest.mark.parametrize("conflict", [True, False])
 def test_agem_projection_keeps_a_non_negative_dot_product_and_equals_the_formula(conflict):
     torch.manual_seed(0)
