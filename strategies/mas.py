@@ -25,8 +25,8 @@ from strategies.registry import register
 
 @dataclass
 class MASOptions:
-    # MAS importances (mean |gradient| of the output norm) are far larger than EWC's squared loss
-    # gradients, so lambda is far smaller: bench/strength_sweep.py.
+    # MAS importances average 6e-2 to 7e-2 per weight after a smoke seg stage (EWC's F 4e-7 to 8e-7):
+    # lambda 0.6 to 1.5 weighs the penalty as EWC's lambda 1e5 does on average (bench/importance_scale.py).
     mas_lambda: float = 1.0
     mode: str = "separate"  # separate | online
     decay_factor: float = 1.0  # online mode only: weight of the earlier importances

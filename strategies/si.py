@@ -28,7 +28,9 @@ from strategies.registry import register
 
 @dataclass
 class SIOptions:
-    c: float = 1.0  # strength: bench/strength_sweep.py
+    # Ω averages ~2e-4 per weight after a smoke seg stage (EWC's F 4e-7 to 8e-7): c 240 to 480
+    # weighs the penalty as EWC's lambda 1e5 does on average (bench/importance_scale.py).
+    c: float = 300.0
     damping: float = 0.1  # ξ, keeps Ω finite for parameters that hardly moved
 
 
@@ -45,7 +47,7 @@ def _copy(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 class TaskAwareSIPlugin(SupervisedPlugin):
-    def __init__(self, c: float = 1.0, damping: float = 0.1):
+    def __init__(self, c: float = 300.0, damping: float = 0.1):
         super().__init__()
         self.c, self.damping = c, damping
         self.anchor: dict[str, torch.Tensor] = {}  # θ*
