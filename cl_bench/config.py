@@ -38,7 +38,8 @@ class DataConfig:
     image_size: int = 64  # the challenge uses 512 (experiments/challenge.yaml)
     augment: bool = True
     classes: dict[str, list[str]] = field(default_factory=dict)  # per task: its class names (default: from data)
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (persistent across epochs when > 0)
+    cache_images: bool = True  # keep decoded images and targets in memory: no decoding after the first epoch
 
 
 @dataclass
@@ -78,6 +79,8 @@ class TrainConfig:
     warmup_steps: int = 0
     bn_policy: str = "train"  # train | freeze_after_first | per_task
     task_weights: dict[str, float] = field(default_factory=dict)
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (bench/train_speed.py)
+    channels_last: bool = False  # channels_last memory format for the model and its inputs
 
 
 @dataclass

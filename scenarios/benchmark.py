@@ -99,6 +99,8 @@ def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
         classes[name] = task.resolve_classes(root, data.train_split, data.classes.get(name))
         for stream, split_name in (("train", data.train_split), ("test", data.test_split)):
             split = task.open_split(Path(root), split_name, classes[name])
+            if data.cache_images:
+                split.enable_cache()
             splits[stream][name] = split
             dataset = as_avalanche(split, label, TransformGroups(groups))
             streams[stream].append(dataset.train() if stream == "train" else dataset.eval())

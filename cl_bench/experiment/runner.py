@@ -111,6 +111,8 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     tasks = build_tasks(config.tasks)
     device = resolve_device(config.run.device)
     model = build_model(config.model, benchmark.classes, tasks)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     initial_state = copy.deepcopy(model.state_dict())
 
     criterion = MultiTaskCriterion(tasks, config.train.task_weights)
@@ -128,7 +130,8 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     strategy = MultiTaskTemplate(model=model, optimizer=optimizer, criterion=criterion,
                                  train_mb_size=config.train.batch_size, train_epochs=config.train.epochs,
                                  eval_mb_size=config.run.eval_batch_size, device=device, plugins=plugins,
-                                 evaluator=evaluator, eval_every=-1)
+                                 evaluator=evaluator, eval_every=-1, precision=config.train.precision,
+                                 channels_last=config.train.channels_last)
     stateful = {type(p).__name__: p for p in [*plugins, metric] if hasattr(p, "state_dict")}
     stages = spec.schedule.stages(list(benchmark.train_stream), list(benchmark.test_stream), benchmark.tasks)
     return Run(config, spec, run_id, run_dir, benchmark, model, initial_state, strategy, stages, loss_log,
@@ -153,9 +156,16 @@ def resume(run: Run, log: Callable[[str], None]) -> None:
     log(f"resuming {run.run_id} after stage {run.start}/{len(run.stages)}")
 
 
+def loader_arguments(config: Config, device: torch.device) -> dict[str, Any]:
+    """DataLoader settings: workers kept alive across epochs (they keep their image
+    cache), pinned memory when training on CUDA."""
+    workers = config.data.num_workers
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda"}
+
+
 def train_stages(run: Run, log: Callable[[str], None]) -> None:
     """Train and evaluate every stage not yet completed, checkpointing after each."""
-    config, loader_args = run.config, {"num_workers": run.config.data.num_workers}
+    config, loader_args = run.config, loader_arguments(run.config, run.strategy.device)
     for index in range(run.start, len(run.stages)):
         stage = run.stages[index]
         if stage.reset_model:

@@ -15,9 +15,16 @@ from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
 
 @dataclass
 class SegOptions:
-    """Segmentation: cross-entropy with ignore index 255."""
+    """Segmentation: cross-entropy with ignore index 255.
+
+    ``output_stride``: training sees the stride-16 logits upsampled to
+    input / output_stride (1: the whole input), against masks downsampled to
+    that size (nearest, 255 kept as ignore); evaluation always decodes at the
+    original image resolution (bench/train_speed.py measures the speed-up).
+    """
 
     label_smoothing: float = 0.0
+    output_stride: int = 4
 
 
 class SegmentationMetric(TaskMetric):
@@ -53,12 +60,16 @@ class SegmentationTask(Task):
         return {"mask": stack_field(targets, "mask")}
 
     def view(self, raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
-        """Class logits upsampled to the input size."""
-        return F.interpolate(raw, size=input_size, mode="bilinear", align_corners=False)
+        """Class logits upsampled to the input size / ``output_stride``."""
+        stride = self.options.output_stride
+        size = (max(input_size[0] // stride, 1), max(input_size[1] // stride, 1))
+        return F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
 
     def loss(self, output: torch.Tensor, targets) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(output, targets["mask"], ignore_index=IGNORE_INDEX,
-                             label_smoothing=self.options.label_smoothing)
+        mask = targets["mask"]
+        if mask.shape[-2:] != output.shape[-2:]:  # nearest keeps class indices and the ignore value
+            mask = F.interpolate(mask[:, None].float(), size=output.shape[-2:], mode="nearest")[:, 0].long()
+        ce = F.cross_entropy(output, mask, ignore_index=IGNORE_INDEX, label_smoothing=self.options.label_smoothing)
         if torch.isnan(ce):  # every pixel ignored
             ce = output.sum() * 0.0
         return {"loss": ce, "ce": ce.detach()}
