@@ -35,6 +35,8 @@ class DataConfig:
     order: list[str] = field(default_factory=default_order)
     train_split: str = "train"
     test_split: str = "val"
+    tune_split: int = 0  # > 0: hold this many training images per task out for tuning and evaluate on them
+    tune_split_seed: int = 0  # which images are held out (the same for every run and strategy)
     image_size: int = 64  # the challenge uses 512 (experiments/challenge.yaml)
     augment: bool = True
     classes: dict[str, list[str]] = field(default_factory=dict)  # per task: its class names (default: from data)
@@ -100,6 +102,8 @@ class RunConfig:
     checkpoints: bool = True  # keep each experience's state for resuming
     logger: str = "tqdm"  # tqdm | text | tensorboard | none (log.txt only)
     progress: bool = True
+    bootstrap_resamples: int = 200  # bootstrap resamples of the val images for every interval (0: none)
+    confidence: float = 0.95  # of every interval
 
 
 @dataclass

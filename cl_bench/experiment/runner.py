@@ -39,6 +39,7 @@ from cl_bench.experiment.checkpoints import (
     set_rng_state,
 )
 from cl_bench.experiment.run_id import finished_with, run_id_for
+from cl_bench.experiment.run_intervals import run_intervals
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
 from cl_bench.model import UnifiedModel, build_model
 from cl_bench.model.weights_file import save_weights
@@ -107,7 +108,7 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     """Scenario, model, plugins and the Avalanche template of a run, from its config."""
     seed_everything(config.run.seed)
     benchmark = build_benchmark(config)
-    log(f"data: {benchmark.source.description}")
+    log(f"data: {benchmark.source.description}; evaluated on {benchmark.evaluated_on}")
     tasks = build_tasks(config.tasks)
     device = resolve_device(config.run.device)
     model = build_model(config.model, benchmark.classes, tasks)
@@ -192,9 +193,14 @@ def finish(run: Run) -> dict[str, Any]:
     save_weights(run.model, run.run_dir / "model.pt", config.data.image_size, config.tasks,
                  meta={"run_id": run.run_id, "strategy": run.spec.name, "order": ",".join(benchmark.tasks)},
                  bn_stats=run.bn_policy.per_task or None)
+    intervals = {} if not config.run.bootstrap_resamples else run_intervals(
+        run.metric, build_tasks(config.tasks), benchmark.splits["test"], run.spec.schedule, benchmark.tasks,
+        resamples=config.run.bootstrap_resamples, confidence=config.run.confidence, seed=config.run.seed,
+        threshold_pct=results.DEFAULT_THRESHOLD_PCT)
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
-                       benchmark.source.description, run.metric.records, run.loss_log.history, run.timings,
-                       run.model.parameter_counts()["total"], environment(run.strategy.device))
+                       benchmark.source.description, benchmark.evaluated_on, run.metric.records,
+                       run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
+                       environment(run.strategy.device), intervals)
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary

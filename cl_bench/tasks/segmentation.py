@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cl_bench.bootstrap import Statistic, miou_statistic
 from cl_bench.metrics import confusion_matrix, iou_from_confusion
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence, stack_field
 from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
@@ -33,14 +34,22 @@ class SegmentationMetric(TaskMetric):
     def __init__(self, task: SegmentationTask, split: VocSegSplit):
         self.task, self.split = task, split
         self.confusion = torch.zeros(len(split.classes), len(split.classes), dtype=torch.int64)
+        self.per_image: dict[int, torch.Tensor] = {}
 
     def update(self, output: torch.Tensor, targets) -> None:
         for pred, index in zip(self.task.decode(output, targets), targets.index.tolist()):
             truth = torch.from_numpy(self.split.read_mask(index).astype("int64"))
-            self.confusion += confusion_matrix(pred, truth, len(self.split.classes), IGNORE_INDEX)
+            confusion = confusion_matrix(pred, truth, len(self.split.classes), IGNORE_INDEX)
+            self.per_image[index] = confusion
+            self.confusion += confusion
 
     def result(self) -> dict[str, float]:
         return iou_from_confusion(self.confusion)
+
+    def samples(self) -> dict[str, Any]:
+        """Each image's confusion matrix."""
+        indices = sorted(self.per_image)
+        return {"index": indices, "confusion": torch.stack([self.per_image[i] for i in indices])}
 
 
 class SegmentationTask(Task):
@@ -88,3 +97,7 @@ class SegmentationTask(Task):
 
     def metric(self, split: VocSegSplit) -> SegmentationMetric:
         return SegmentationMetric(self, split)
+
+    def statistics(self, samples: dict[str, Any], split: VocSegSplit) -> dict[str, Statistic]:
+        """mIoU and pixel accuracy of the summed confusion matrices of the resampled images."""
+        return {metric: miou_statistic(samples["confusion"], metric) for metric in self.metrics}

@@ -19,8 +19,8 @@ class MultiTaskTemplate(SupervisedTemplate):
     feeds images in that memory format (the model is converted by the caller).
     """
 
-    def __init__(self, *args, precision: str = "fp32", channels_last: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, precision: str = "fp32", channels_last: bool = False, **kwargs):
+        super().__init__(**kwargs)
         self.precision = MixedPrecision(precision, self.device)
         self.channels_last = channels_last
 
