@@ -1,0 +1,8 @@
+"""Grids of runs on Ray: strategies x seeds x orders x settings, one Ray task per run.
+
+``plan`` expands a grid into resolved run configs and validates them before any
+work; ``worker`` is the Ray task that trains one run (``run_experiment``);
+``board`` is the actor the tasks report to; ``progress`` shows the grid's state;
+``driver`` starts or joins Ray, submits, retries, brings results home and stops
+cleanly on Ctrl-C.
+"""
