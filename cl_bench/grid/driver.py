@@ -25,6 +25,7 @@ from ray.exceptions import RayError
 
 from cl_bench import results
 from cl_bench.atomic import atomic_path
+from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError, one_line
 from cl_bench.experiment.run_id import finished_with
@@ -66,6 +67,11 @@ def _start_ray(options: GridOptions) -> bool:
     return True
 
 
+def _driver_node() -> str:
+    """The Ray node this driver runs on: tasks placed on it write into the results folder themselves."""
+    return ray.get_runtime_context().get_node_id()
+
+
 def _check_resources(options: GridOptions) -> None:
     total = ray.cluster_resources()
     for name, wanted, flag in (("CPU", options.cpus_per_run, "--cpus-per-run"),
@@ -74,12 +80,19 @@ def _check_resources(options: GridOptions) -> None:
             raise CLBenchError(f"{flag} {wanted:g}: the Ray cluster has {total.get(name, 0):g} {name}s in all")
 
 
+def task_config(run: GridRun, out: Path) -> Config:
+    """The run's config as its task gets it: results into ``out`` (absolute), log.txt as its only log."""
+    config = copy.deepcopy(run.config)
+    config.run.out, config.run.logger = str(out), "none"
+    return config
+
+
 def _store(result: RunResult, run: GridRun, out: Path) -> None:
     """Write the files a run on another node returned into ``out`` and add its runs.csv row (last)."""
     for name, data in result.files.items():
         with atomic_path(out / run.run_id / name) as tmp:
             tmp.write_bytes(data)
-    add_runs_row(run.config, result.summary)
+    add_runs_row(task_config(run, out), result.summary)
 
 
 def _finish(status: RunStatus, ref: ray.ObjectRef, out: Path) -> None:
@@ -119,7 +132,7 @@ def run_grid(runs: list[GridRun], options: GridOptions, progress: TextIO | None 
     try:
         _check_resources(options)
         board = Board.remote()
-        driver_node = ray.get_runtime_context().get_node_id()
+        driver_node = _driver_node()
         task = ray.remote(execute_run)
         placement = {"num_cpus": options.cpus_per_run, "num_gpus": options.gpus_per_run,
                      "max_retries": options.retries, "retry_exceptions": True}
@@ -129,9 +142,9 @@ def run_grid(runs: list[GridRun], options: GridOptions, progress: TextIO | None 
         while queue or pending:
             while queue and len(pending) < limit:
                 status = queue.pop(0)
-                config = copy.deepcopy(status.run.config)
-                config.run.out, config.run.logger = str(out), "none"
-                pending[task.options(name=status.run.run_id, **placement).remote(config, driver_node, threads, board)] = status
+                ref = task.options(name=status.run.run_id, **placement).remote(
+                    task_config(status.run, out), driver_node, threads, board)
+                pending[ref] = status
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             board_now = ray.get(board.snapshot.remote())
             now = time.time()
