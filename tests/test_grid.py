@@ -149,3 +149,28 @@ def test_results_of_another_node_come_back_to_the_driver(local_ray, one_by_one, 
     assert list(read_runs(tmp_path / "runs.csv")["run_id"]) == [run.run_id]
     assert {"model.pt", "summary.json", "config.yaml", "log.txt"} <= {p.name for p in (tmp_path / run.run_id).iterdir()}
     assert_same_matrices(tmp_path / run.run_id, one_by_one / run.run_id)
+
+
+def test_ctrl_c_stops_the_grid_cleanly_and_a_rerun_continues(local_ray, tmp_path):
+    base = load_config(SMOKE)
+    runs = plan_runs(GridSpec(["naive", "ewc"], [0], [["seg", "det", "cls"]], ["train.epochs=3", SMALL[1]]),
+                     lambda a: apply_set(base, a))
+    command = [sys.executable, "run_bench.py", "grid", "--strategies", "naive,ewc", "--seeds", "0", "--config",
+               str(SMOKE), "--epochs", "3", "--set", SMALL[1], "--out", str(tmp_path), "--ray-address", local_ray]
+    grid = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob(f"*/{CHECKPOINT}")):
+        assert time.monotonic() < deadline and grid.poll() is None, "no run checkpointed"
+        time.sleep(0.02)
+    grid.send_signal(signal.SIGINT)
+    output = grid.communicate(timeout=60)[0]
+    assert grid.returncode == 130 and "run the same command again to resume" in output, output
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(PID_FILE))
+    interrupted = {p.parent.name for p in tmp_path.glob(f"*/{CHECKPOINT}")}
+    assert interrupted and not (tmp_path / "runs.csv").is_file()
+    statuses = run_grid(runs, GridOptions(tmp_path), progress=io.StringIO())
+    assert [s.state for s in statuses] == ["done", "done"]
+    for status in statuses:
+        if status.run.run_id in interrupted:
+            assert any(note.startswith(f"resuming {status.run.run_id}") for note in status.notes)
+    assert sorted(read_runs(tmp_path / "runs.csv")["run_id"]) == sorted(r.run_id for r in runs)
