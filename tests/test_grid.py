@@ -26,7 +26,7 @@ from cl_bench.experiment.checkpoints import CHECKPOINT
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.grid import driver
 from cl_bench.grid.driver import GridOptions, run_grid
-from cl_bench.grid.plan import GridSpec, plan_runs
+from cl_bench.grid.plan import GridSpec, load_grid, parse_set, plan_runs
 from cl_bench.grid.worker import PID_FILE, staging_folder
 from cl_bench.results import read_runs
 
@@ -51,6 +51,42 @@ def assert_same_matrices(run_dir: Path, reference_dir: Path) -> None:
     reference = matrices(reference_dir)
     for name, frame in matrices(run_dir).items():
         pd.testing.assert_frame_equal(frame, reference[name], check_exact=True, obj=f"{run_dir.name}/{name}")
+
+
+def test_the_challenge_grid_file_expands_to_210_distinct_runs():
+    grid = load_grid(ROOT / "experiments" / "grids" / "challenge.yaml")
+    base = load_config(grid["config"])
+    runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], grid["orders"], grid["fixed"], grid["vary"]),
+                     lambda a: apply_set(base, a))
+    assert len({r.run_id for r in runs}) == 210 == 7 * 5 * 6
+    assert {r.config.data.image_size for r in runs} == {512}
+
+
+def test_a_set_with_several_values_is_an_axis():
+    fixed, vary = parse_set(["train.epochs=1", "train.lr=0.001,0.0003", "train.epochs_per_task={det: 2, cls: 3},{}"])
+    assert fixed == ["train.epochs=1"] and vary == {"train.lr": ["0.001", "0.0003"],
+                                                    "train.epochs_per_task": ["{det: 2, cls: 3}", "{}"]}
+    base = load_config(SMOKE)
+    runs = plan_runs(GridSpec(["naive"], [0], [["seg", "det", "cls"]], fixed, vary), lambda a: apply_set(base, a))
+    assert [(r.config.train.lr, r.config.train.epochs_per_task) for r in runs] == [
+        (1e-3, {"det": 2, "cls": 3}), (1e-3, {}), (3e-4, {"det": 2, "cls": 3}), (3e-4, {})]
+    assert len({r.run_id for r in runs}) == 4
+    assert runs[0].setting == "train.lr=0.001, train.epochs_per_task={det: 2, cls: 3}"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--strategies", "naive,nope"], "error: unknown strategy 'nope' (known: "),
+    (["--strategies", "naive", "--seeds", "4-1"], "error: --seeds 4-1: range 4-1 ends before it starts"),
+    (["--strategies", "naive", "--seeds", "x"], "error: --seeds x: expected seeds like 0-4 or 0,2,5"),
+    (["--strategies", "naive", "--orders", "seg,det,cls", "seg,det"], "error: order: seg,det is not a permutation"),
+    (["--strategies", "ewc", "--set", "strategy.options.nope=1"], "error: "),
+    (["--strategies", "naive", "--cpus-per-run", "0"], "error: --cpus-per-run 0.0: must be positive"),
+])
+def test_a_bad_grid_stops_in_one_line_before_any_run(flags, message, capsys, tmp_path):
+    assert main(["grid", *flags, "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1 and "grid:" not in captured.out
+    assert not ray.is_initialized() and not list(tmp_path.iterdir())
 
 
 @pytest.fixture(scope="module")

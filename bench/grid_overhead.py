@@ -1,0 +1,76 @@
+"""Grid overhead: the same N smoke runs one after the other in this process, then through the
+Ray grid with 1 worker (all CPUs to it), then with 2 workers (half each). Each way writes into
+its own fresh results folder. Goal: grid with 1 worker / sequential <= 1.10 for runs of about a
+minute; Ray's start is timed apart (a grid pays it once).
+
+    python bench/grid_overhead.py [--runs 2] [--epochs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import _common  # noqa: F401  (the checkout on sys.path, quiet imports)
+import pandas as pd
+import ray
+import torch
+
+from cl_bench.cli.train_command import apply_set
+from cl_bench.config import load_config
+from cl_bench.experiment.runner import run_experiment
+from cl_bench.grid.driver import GridOptions, run_grid
+from cl_bench.grid.plan import GridSpec, plan_runs
+from scenarios.benchmark import build_benchmark
+
+SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2, help="smoke runs (naive, seeds 0..N-1)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per experience of each run")
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    base = load_config(SMOKE)
+    runs = plan_runs(GridSpec(["naive"], list(range(args.runs)), [list(base.data.order)],
+                              [f"train.epochs={args.epochs}"]), lambda a: apply_set(base, a))
+    build_benchmark(runs[0].config)  # the synthetic data is written once, before any timing
+    folder = Path(tempfile.mkdtemp(prefix="grid_overhead_"))
+
+    began = time.perf_counter()
+    for run in runs:
+        run.config.run.out, run.config.run.logger = str(folder / "sequential"), "none"
+        run_experiment(run.config, log=lambda line: None)
+    sequential = time.perf_counter() - began
+
+    began = time.perf_counter()
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    start = time.perf_counter() - began
+    walls = {}
+    for workers in (1, 2):
+        began = time.perf_counter()
+        statuses = run_grid(runs, GridOptions(folder / f"ray_{workers}", cpus_per_run=cpus / workers,
+                                              max_concurrent=workers), progress=io.StringIO())
+        walls[workers] = time.perf_counter() - began
+        assert all(s.state == "done" for s in statuses), [s.error for s in statuses]
+    ray.shutdown()
+
+    rows = [{"way": f"sequential, one process ({torch.get_num_threads()} threads)", "wall s": sequential,
+             "per run s": sequential / len(runs), "vs sequential": 1.0},
+            *[{"way": f"Ray grid, {w} worker{'s' * (w > 1)} x {cpus // w} CPU{'s' * (cpus // w > 1)}",
+               "wall s": walls[w], "per run s": walls[w] / len(runs), "vs sequential": walls[w] / sequential}
+              for w in (1, 2)],
+            {"way": "Ray start (once per grid, not in the rows above)", "wall s": start, "per run s": float("nan"),
+             "vs sequential": float("nan")}]
+    print(f"{len(runs)} naive smoke runs ({args.epochs} epoch(s) per experience) on {cpus} CPUs; results in {folder}")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+
+
+if __name__ == "__main__":
+    main()
