@@ -62,8 +62,11 @@ def _start_ray(options: GridOptions) -> bool:
     """Start or join Ray unless this process already did; True when this call connected."""
     if ray.is_initialized():
         return False
-    ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    try:
+        ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    except ConnectionError as error:
+        raise CLBenchError(f"--ray-address {options.ray_address}: {one_line(error)}") from None
     return True
 
 

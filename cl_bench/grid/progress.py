@@ -36,7 +36,7 @@ class Progress:
     def __init__(self, statuses: list[RunStatus], stream: TextIO | None = None, bar: bool | None = None) -> None:
         self.statuses, self.stream = statuses, stream or sys.stdout
         self.began = time.monotonic()
-        self.shown = {s.run.run_id: s.state for s in statuses}
+        self.shown = {s.run.run_id: (s.state, s.attempts) for s in statuses}
         interactive = self.stream.isatty() if bar is None else bar
         self.bar = tqdm(total=len(statuses), unit="run", file=stream, dynamic_ncols=True) if interactive else None
         self.refresh()
@@ -49,11 +49,11 @@ class Progress:
             print(line, file=self.stream, flush=True)
 
     def refresh(self) -> None:
-        """A line for each run whose state changed since the last call, and the bar's counts."""
+        """A line for each run whose state (or attempt) changed since the last call, and the bar's counts."""
         for status in self.statuses:
-            if self.shown[status.run.run_id] == status.state:
+            if self.shown[status.run.run_id] == (status.state, status.attempts):
                 continue
-            self.shown[status.run.run_id] = status.state
+            self.shown[status.run.run_id] = (status.state, status.attempts)
             detail = {"running": f"on {status.host}" + (f", attempt {status.attempts}" if status.attempts > 1 else ""),
                       "done": f"{status.elapsed_s:.1f} s", "failed": status.error or "",
                       "skipped": "already finished", "pending": ""}[status.state]
