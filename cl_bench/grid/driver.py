@@ -148,7 +148,8 @@ def run_grid(runs: list[GridRun], options: GridOptions, progress: TextIO | None 
                 ref = task.options(name=status.run.run_id, **placement).remote(
                     task_config(status.run, out), driver_node, threads, board)
                 pending[ref] = status
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)  # all that have ended
             board_now = ray.get(board.snapshot.remote())
             now = time.time()
             for status in pending.values():
