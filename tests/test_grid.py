@@ -19,7 +19,8 @@ import pytest
 import ray
 import torch
 
-from cl_bench.cli import main
+from cl_bench.cli import build_parser, main
+from cl_bench.cli.grid_command import plan_from_args
 from cl_bench.cli.train_command import apply_set
 from cl_bench.config import load_config
 from cl_bench.experiment.checkpoints import CHECKPOINT
@@ -60,6 +61,16 @@ def test_the_challenge_grid_file_expands_to_210_distinct_runs():
                      lambda a: apply_set(base, a))
     assert len({r.run_id for r in runs}) == 210 == 7 * 5 * 6
     assert {r.config.data.image_size for r in runs} == {512}
+
+
+def test_flags_override_the_grid_file():
+    args = build_parser("grid").parse_args(["grid", str(ROOT / "experiments" / "grids" / "smoke.yaml"),
+                                            "--epochs", "1", "--seeds", "3"])
+    _, runs, _ = plan_from_args(args)
+    assert [(r.config.strategy.name, r.config.run.seed, ",".join(r.config.data.order)) for r in runs] == [
+        ("naive", 3, "seg,det,cls"), ("naive", 3, "cls,det,seg"),
+        ("ewc_replay", 3, "seg,det,cls"), ("ewc_replay", 3, "cls,det,seg")]
+    assert {r.config.train.epochs for r in runs} == {1} and {r.config.data.image_size for r in runs} == {64}
 
 
 def test_a_set_with_several_values_is_an_axis():

@@ -11,7 +11,7 @@ import pandas as pd
 from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
 from cl_bench.cli.train_command import apply_set
 from cl_bench.errors import CLBenchError
-from cl_bench.grid.plan import GridSpec, load_grid, parse_seeds, parse_set, plan_runs
+from cl_bench.grid.plan import GridRun, GridSpec, load_grid, parse_seeds, parse_set, plan_runs
 from cl_bench.grid.status import RunStatus
 
 
@@ -97,23 +97,27 @@ def overview(out: Path, run_ids: list[str]) -> str:
     return overview_table(aggregate(results), results).view.to_string(index=False)
 
 
-def grid_command(args: argparse.Namespace) -> int:
-    from cl_bench.grid.driver import GridOptions, run_grid
-
+def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], Path]:
+    """The grid's axes, its validated runs and the results folder, from the flags and the grid file."""
     _check_numbers(args)
     from_file = load_grid(args.grid_file) if args.grid_file else {}
     if args.config is None:
         args.config = from_file.get("config")
     base = config_from_args(args)
-    if args.epochs is not None:
-        base.train.epochs = args.epochs
     if args.out:
         base.run.out = args.out
     spec = grid_spec(args, from_file)
+    if args.epochs is not None:  # after the grid file's own settings: flags override the file
+        spec.fixed.append(f"train.epochs={args.epochs}")
     if not spec.orders:
         spec.orders = [list(base.data.order)]
-    runs = plan_runs(spec, lambda assignments: apply_set(base, assignments))
-    out = Path(base.run.out)
+    return spec, plan_runs(spec, lambda assignments: apply_set(base, assignments)), Path(base.run.out)
+
+
+def grid_command(args: argparse.Namespace) -> int:
+    from cl_bench.grid.driver import GridOptions, run_grid
+
+    spec, runs, out = plan_from_args(args)
     settings = math.prod(len(values) for values in spec.vary.values())
     print(f"grid: {len(runs)} runs ({len(spec.strategies)} strategies x {len(spec.seeds)} seeds x "
           f"{len(spec.orders)} orders x {settings} settings) into {out}", flush=True)
