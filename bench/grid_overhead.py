@@ -1,33 +1,38 @@
 """Grid overhead: the same N smoke runs one after the other in this process, then through the
-Ray grid with 1 worker, then with 2 workers; every run on one thread (PyTorch's threads spin
-when the cores are shared, which would measure the neighbours, not the grid). Each way writes
+Ray grid with 1 worker, then with 2 workers; every run on one thread (threads spin when the
+cores are shared, which would measure the neighbours, not the grid). Each way writes
 into its own fresh results folder. Goal: grid with 1 worker / sequential <= 1.10 for runs of
 about a minute; Ray's start is timed apart (a grid pays it once).
 
-    python bench/grid_overhead.py [--runs 2] [--epochs 4]
+    python bench/grid_overhead.py [--runs 2] [--epochs 12]
 """
 
 from __future__ import annotations
 
-import argparse
-import io
-import logging
 import os
-import tempfile
-import time
-from pathlib import Path
 
-import _common  # noqa: F401  (the checkout on sys.path, quiet imports)
-import pandas as pd
-import ray
-import torch
+# One thread per run in every way, set before numpy and torch load: Ray gives its workers
+# OMP_NUM_THREADS=1 for a 1-CPU task, and this process must match (its BLAS threads too).
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_variable] = "1"
 
-from cl_bench.cli.train_command import apply_set
-from cl_bench.config import load_config
-from cl_bench.experiment.runner import run_experiment
-from cl_bench.grid.driver import GridOptions, run_grid
-from cl_bench.grid.plan import GridSpec, plan_runs
-from scenarios.benchmark import build_benchmark
+import argparse  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import _common  # noqa: F401, E402  (the checkout on sys.path, quiet imports)
+import pandas as pd  # noqa: E402
+import ray  # noqa: E402
+
+from cl_bench.cli.train_command import apply_set  # noqa: E402
+from cl_bench.config import load_config  # noqa: E402
+from cl_bench.experiment.runner import run_experiment  # noqa: E402
+from cl_bench.grid.driver import GridOptions, run_grid  # noqa: E402
+from cl_bench.grid.plan import GridSpec, plan_runs  # noqa: E402
+from scenarios.benchmark import build_benchmark  # noqa: E402
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
 
@@ -35,7 +40,8 @@ SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2, help="smoke runs (naive, seeds 0..N-1)")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per experience of each run")
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="epochs per experience of each run (12: about a minute a run here)")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     base = load_config(SMOKE)
@@ -44,7 +50,6 @@ def main() -> None:
     build_benchmark(runs[0].config)  # the synthetic data is written once, before any timing
     folder = Path(tempfile.mkdtemp(prefix="grid_overhead_"))
 
-    torch.set_num_threads(1)
     began = time.perf_counter()
     for run in runs:
         run.config.run.out, run.config.run.logger = str(folder / "sequential"), "none"
