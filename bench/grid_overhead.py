@@ -5,7 +5,7 @@ into its own fresh results folder. Goal: grid with 1 worker / sequential <= 1.10
 about a minute; Ray's start is timed apart (a grid pays it once). The ways alternate over
 ``--repeats`` tries; the table gives each try and the median.
 
-    python bench/grid_overhead.py [--runs 2] [--epochs 12] [--repeats 2]
+    python bench/grid_overhead.py [--runs 2] [--epochs 36] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2, help="smoke runs (naive, seeds 0..N-1)")
     parser.add_argument("--repeats", type=int, default=2, help="tries of each way, alternating")
-    parser.add_argument("--epochs", type=int, default=12,
-                        help="epochs per experience of each run (12: about a minute a run here)")
+    parser.add_argument("--epochs", type=int, default=36,
+                        help="epochs per experience of each run (36: about a minute a run here)")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     base = load_config(SMOKE)
