@@ -16,6 +16,7 @@ import os
 # OMP_NUM_THREADS=1 for a 1-CPU task, and this process must match (its BLAS threads too).
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_variable] = "1"
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray listens on loopback only
 
 import argparse  # noqa: E402
 import io  # noqa: E402
