@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cl_bench.dataclass_io import PROBABILITY, setting
 from cl_bench.metrics import confusion_matrix, iou_from_confusion
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence, stack_field
 from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
@@ -17,7 +18,7 @@ from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
 class SegOptions:
     """Segmentation: cross-entropy with ignore index 255."""
 
-    label_smoothing: float = 0.0
+    label_smoothing: float = setting(0.0, allowed=PROBABILITY)
 
 
 class SegmentationMetric(TaskMetric):
