@@ -171,6 +171,8 @@ class CocoDetSplit(TaskSplit):
                 raise DataError.at(path, f"annotation {ann.get('id')} has no valid 'bbox' [x, y, w, h]") from None
             if w < 1 or h < 1:
                 self.degenerate += 1
+                self.warnings.append(f"{path}: annotation {ann.get('id')} dropped: degenerate bbox "
+                                     f"[{x:g}, {y:g}, {w:g}, {h:g}] (w or h < 1 px)")
                 continue
             self.boxes[position[image_id]].append(
                 Box((x, y, w, h), class_index[name], float(ann.get("area", w * h)), bool(ann.get("iscrowd", 0)))
