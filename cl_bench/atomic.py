@@ -61,6 +61,19 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def check_writable(folder: str | Path) -> Path:
+    """Create ``folder`` when missing and write a probe file in it; a folder that
+    cannot be created or written is one CLBenchError line naming it and why."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"probe")
+    except OSError as error:
+        raise CLBenchError(f"{folder.resolve()}: output folder is not writable ({error.strerror or error})") from None
+    return folder
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files a killed writer left in ``folder``; returns them.
     Call it only while no other process writes there (e.g. under the run lock)."""

@@ -52,7 +52,9 @@ class Backbone(nn.Module):
         return c16, (self.stage32(c16) if self.stage32 is not None else None)
 
 
-def _weights_file(name: str, value: str) -> Path:
+def weights_file(name: str, value: str) -> Path:
+    """The local state_dict file ``--backbone-weights`` names for backbone ``name``: the file
+    itself, or the first ``<name>*.pth`` / ``*.pt`` of a folder."""
     path = Path(value).expanduser()
     if path.is_dir():
         matches = sorted(p for p in path.iterdir() if p.name.startswith(name) and p.suffix in (".pth", ".pt"))
@@ -118,7 +120,7 @@ def build_backbone(name: str, weights: str = "none", with_stride32: bool = True)
     elif weights == "imagenet":
         network = _download_imagenet(name, spec)
     else:
-        path = _weights_file(name, weights)
+        path = weights_file(name, weights)
         network = spec.constructor()
         state = load_state_dict_file(path)
         try:

@@ -6,7 +6,6 @@ The run is named (``--run RUN_ID``) or picked by ``selection.select_run``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from cl_bench.atomic import atomic_path, write_text
 from cl_bench.devices import describe
+from cl_bench.digest import sha256_file
 from cl_bench.errors import CLBenchError
 from cl_bench.model.challenge_rules import check_model
 from cl_bench.model.weights_file import load_weights
@@ -25,14 +25,6 @@ from cl_bench.report.selection import SELECTION_RULE
 
 def card_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.card.json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_run(results: Results, run_id: str, out: Path, selection: str, device: torch.device | None) -> dict[str, Any]:
@@ -53,7 +45,7 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
     summary = results.summaries[run_id]
     card = {
         "weights": out.name,
-        "sha256": _sha256(out),
+        "sha256": sha256_file(out),
         "evaluate": f"python eval.py --weights {out} --data_root DATA --tasks all",
         "source_run": {"run_id": run_id, "run_dir": str(results.root / run_id), "strategy": summary.get("strategy"),
                        "schedule": summary.get("schedule"), "seed": summary.get("seed"), "order": summary.get("order"),
@@ -64,6 +56,8 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
         "metrics": {key: summary.get(key) for key in ("threshold_pct", "pass_definition", "pass", "pass_abs_all",
                                                       "bwt", "mean_normalised_final", "metrics", "tasks")},
         "secondary_metrics": {key: summary.get("secondary", {}).get(key) for key in ("metrics", "tasks")},
+        "backbone_weights": {key: value for key, value in summary.get("environment", {}).items()
+                             if key.startswith("backbone_weights")},
         "params": summary.get("params"),
         "train_time_s": summary.get("train_time_s"),
         "constraints": {"device": describe(device) if device is not None else None,
