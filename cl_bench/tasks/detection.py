@@ -77,6 +77,9 @@ class DetectionTask(Task):
     def resolve_classes(self, task_root: Path, train_split: str, requested: list[str] | None) -> list[str]:
         return CocoDetSplit.resolve_classes(task_root, train_split, requested, self.options.top_k_classes)
 
+    def split_classes(self, task_root: Path, split: str) -> list[str]:
+        return CocoDetSplit.declared_classes(task_root, split)
+
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "boxes": [t["boxes"].as_subclass(torch.Tensor) for t in targets],
