@@ -38,12 +38,17 @@ class DataConfig:
     order: list[str] = field(default_factory=default_order)
     train_split: str = "train"
     test_split: str = "val"
+    # > 0: hold this many training images per task out for tuning and evaluate on them
+    tune_split: int = setting(0, allowed=AT_LEAST_0)
+    # which images are held out (the same for every run and strategy)
+    tune_split_seed: int = setting(0, allowed=AT_LEAST_0)
     # the challenge uses 512 (experiments/challenge.yaml)
     image_size: int = setting(64, allowed=Range(STRIDE, multiple_of=STRIDE))
     augment: bool = True
     # per task: its class names (default: from data)
     classes: dict[str, list[str]] = setting(default_factory=dict, keys=task_key)
-    num_workers: int = setting(0, allowed=AT_LEAST_0)
+    num_workers: int = setting(0, allowed=AT_LEAST_0)  # DataLoader worker processes (persistent across epochs when > 0)
+    cache_images: bool = True  # keep decoded images and targets in memory: no decoding after the first epoch
 
 
 @dataclass
@@ -84,6 +89,8 @@ class TrainConfig:
     warmup_steps: int = setting(0, allowed=AT_LEAST_0)
     bn_policy: str = "train"  # train | freeze_after_first | per_task
     task_weights: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=AT_LEAST_0)
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (bench/train_speed.py)
+    channels_last: bool = False  # channels_last memory format for the model and its inputs
 
 
 @dataclass
@@ -103,6 +110,9 @@ class RunConfig:
     checkpoints: bool = True  # keep each experience's state for resuming
     logger: str = "tqdm"  # tqdm | text | tensorboard | none (log.txt only)
     progress: bool = True
+    # bootstrap resamples of the val images for every interval (0: none)
+    bootstrap_resamples: int = setting(200, allowed=AT_LEAST_0)
+    confidence: float = setting(0.95, allowed=Range(0, 1, open_low=True))  # of every interval
 
 
 @dataclass

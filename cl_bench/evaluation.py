@@ -36,6 +36,7 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
         self.tasks, self.splits = tasks, splits
         self.trained = 0  # training stages completed
         self.records: list[dict[str, Any]] = []
+        self.samples: dict[str, dict[str, Any]] = {}  # "<train_exp>/<task>" -> the TaskMetric's per-image samples
         self._task: str | None = None
         self._metric: TaskMetric | None = None
         self._last: dict[str, float] = {}
@@ -68,6 +69,7 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
 
     def after_eval_exp(self, strategy, **kwargs) -> list[MetricValue]:
         self._last = self._metric.result()
+        self.samples[f"{self.train_exp}/{self._task}"] = self._metric.samples()
         values = []
         for name, value in self._last.items():
             self.records.append({"train_exp": self.train_exp, "eval_task": self._task, "metric": name,
@@ -76,11 +78,16 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
         return values
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trained": self.trained, "records": list(self.records)}
+        return {"trained": self.trained, "records": list(self.records), "samples": dict(self.samples)}
 
     def load_state_dict(self, state: dict[str, Any], context=None) -> None:
         self.trained = int(state["trained"])
         self.records = list(state["records"])
+        self.samples = dict(state["samples"])
+
+    def samples_after(self, stage: int, task: str) -> dict[str, Any] | None:
+        """The per-image samples of ``task``'s evaluation after training stage ``stage``."""
+        return self.samples.get(f"{stage}/{task}")
 
     def __str__(self) -> str:
         return "MultiTaskEvalMetric"

@@ -40,6 +40,7 @@ from cl_bench.experiment.checkpoints import (
     set_rng_state,
 )
 from cl_bench.experiment.run_id import finished_with, run_id_for
+from cl_bench.experiment.run_intervals import run_intervals
 from cl_bench.experiment.run_lock import run_lock
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
 from cl_bench.model import UnifiedModel, build_model
@@ -115,10 +116,12 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     seed_everything(config.run.seed)
     validate_data(config.data, config.tasks, log)
     benchmark = build_benchmark(config)
-    log(f"data: {benchmark.source.description}")
+    log(f"data: {benchmark.source.description}; evaluated on {benchmark.evaluated_on}")
     tasks = build_tasks(config.tasks)
     device = resolve_device(config.run.device)
     model = build_model(config.model, benchmark.classes, tasks)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     initial_state = copy.deepcopy(model.state_dict())
 
     criterion = MultiTaskCriterion(tasks, config.train.task_weights)
@@ -136,7 +139,8 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     strategy = MultiTaskTemplate(model=model, optimizer=optimizer, criterion=criterion,
                                  train_mb_size=config.train.batch_size, train_epochs=config.train.epochs,
                                  eval_mb_size=config.run.eval_batch_size, device=device, plugins=plugins,
-                                 evaluator=evaluator, eval_every=-1)
+                                 evaluator=evaluator, eval_every=-1, precision=config.train.precision,
+                                 channels_last=config.train.channels_last)
     stateful = {type(p).__name__: p for p in [*plugins, metric] if hasattr(p, "state_dict")}
     stages = spec.schedule.stages(list(benchmark.train_stream), list(benchmark.test_stream), benchmark.tasks)
     return Run(config, spec, run_id, run_dir, benchmark, model, initial_state, strategy, stages, loss_log,
@@ -161,9 +165,16 @@ def resume(run: Run, log: Callable[[str], None]) -> None:
     log(f"resuming {run.run_id} after stage {run.start}/{len(run.stages)}")
 
 
+def loader_arguments(config: Config, device: torch.device) -> dict[str, Any]:
+    """DataLoader settings: workers kept alive across epochs (they keep their image
+    cache), pinned memory when training on CUDA."""
+    workers = config.data.num_workers
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda"}
+
+
 def train_stages(run: Run, log: Callable[[str], None]) -> None:
     """Train and evaluate every stage not yet completed, checkpointing after each."""
-    config, loader_args = run.config, {"num_workers": run.config.data.num_workers}
+    config, loader_args = run.config, loader_arguments(run.config, run.strategy.device)
     for index in range(run.start, len(run.stages)):
         stage = run.stages[index]
         if stage.reset_model:
@@ -190,10 +201,14 @@ def finish(run: Run) -> dict[str, Any]:
     save_weights(run.model, run.run_dir / "model.pt", config.data.image_size, config.tasks,
                  meta={"run_id": run.run_id, "strategy": run.spec.name, "order": ",".join(benchmark.tasks)},
                  bn_stats=run.bn_policy.per_task or None)
+    intervals = {} if not config.run.bootstrap_resamples else run_intervals(
+        run.metric, build_tasks(config.tasks), benchmark.splits["test"], run.spec.schedule, benchmark.tasks,
+        resamples=config.run.bootstrap_resamples, confidence=config.run.confidence, seed=config.run.seed,
+        threshold_pct=results.DEFAULT_THRESHOLD_PCT)
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
-                       benchmark.source.description, run.metric.records, run.loss_log.history, run.timings,
-                       run.model.parameter_counts()["total"],
-                       {**environment(run.strategy.device), **backbone_provenance(config)})
+                       benchmark.source.description, benchmark.evaluated_on, run.metric.records,
+                       run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
+                       {**environment(run.strategy.device), **backbone_provenance(config)}, intervals)
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary

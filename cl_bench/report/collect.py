@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
 
 
 def _numeric_columns() -> list[str]:
-    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
+    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct", "p_pass",
             *[f"{part}_{m}" for m in reported_metrics()
-              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass")]]
+              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass", "p_pass")],
+            *[f"ci_{part}_{m}_{end}" for m in reported_metrics() for part in INTERVAL_PARTS for end in ("lo", "hi")]]
 
 
 @dataclass
@@ -49,14 +51,30 @@ class Results:
         return float(self.runs["threshold_pct"].max())
 
 
+INTERVAL_PARTS = ("base", "final", "drop_rel_pct")  # the per-run bootstrap intervals a report shows
+
+
 def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's per-metric drops and verdicts, and its bootstrap intervals (``ci_<part>_<metric>_lo/hi``,
+    ``p_pass_<metric>``; NaN for runs recorded without them). ``p_pass``: the probability that every
+    task passes, the product of the primary metrics' (tasks are evaluated on separate images)."""
     row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
                            "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
+    intervals = summary.get("intervals", {}).get("tasks", {})
+    p_all = 1.0
     for metric, (task, part) in reported_metrics().items():
         values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task, {})
         row[f"drop_rel_pct_{metric}"] = values.get("drop_rel_pct")
         row[f"drop_abs_pts_{metric}"] = values.get("drop_abs_pts")
         row[f"pass_{metric}"] = None if "pass_rel" not in values else float(values["pass_rel"])
+        ci = intervals.get(task, {}).get(metric, {})
+        for name in INTERVAL_PARTS:
+            low, high = ci.get(name) or (None, None)
+            row[f"ci_{name}_{metric}_lo"], row[f"ci_{name}_{metric}_hi"] = low, high
+        row[f"p_pass_{metric}"] = ci.get("p_pass")
+        if part == "primary":
+            p_all = p_all * ci["p_pass"] if ci.get("p_pass") is not None else math.nan
+    row["p_pass"] = p_all
     return row
 
 

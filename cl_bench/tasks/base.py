@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from cl_bench.bootstrap import Statistic
+
 if TYPE_CHECKING:
     from cl_bench.tasks.batch import TaskTargets
     from scenarios.common import TaskSplit
@@ -21,12 +23,19 @@ if TYPE_CHECKING:
 
 class TaskMetric:
     """Accumulates one task's predictions over a split; ``result()`` gives
-    ``{metric name: value}`` with the task's primary metric first."""
+    ``{metric name: value}`` with the task's primary metric first, and
+    ``samples()`` the per-image evidence the bootstrap resamples."""
 
     def update(self, output: torch.Tensor, targets: TaskTargets) -> None:
         raise NotImplementedError
 
     def result(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def samples(self) -> dict[str, Any]:
+        """Per-image evidence: ``index`` (the evaluated dataset indices, sorted) and what
+        the task needs per image, in that order (tensors, lists and numbers: a checkpoint
+        keeps it); ``Task.statistics`` turns it back into metrics."""
         raise NotImplementedError
 
 
@@ -107,6 +116,11 @@ class Task:
         raise NotImplementedError
 
     def metric(self, split: TaskSplit) -> TaskMetric:
+        raise NotImplementedError
+
+    def statistics(self, samples: dict[str, Any], split: TaskSplit) -> dict[str, Statistic]:
+        """Each metric as a function of a resample of the evaluated images (indices into
+        ``samples``' image order, repeats allowed): what the bootstrap intervals resample."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
