@@ -18,6 +18,7 @@ from avalanche.evaluation.metric_results import MetricValue
 from torch import nn
 from torch.utils.data import DataLoader
 
+from cl_bench.errors import CLBenchError
 from cl_bench.tasks import Task
 from cl_bench.tasks.base import TaskMetric
 from scenarios.common import TaskSplit
@@ -60,7 +61,11 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
 
     def after_eval_iteration(self, strategy, **kwargs):
         rows = strategy.mb_y[self._task]
-        self._metric.update(strategy.mb_output[self._task][rows.rows], rows)
+        output = strategy.mb_output[self._task][rows.rows]
+        if not torch.isfinite(output).all():  # a metric of NaN outputs (argmax 0) looks plausible
+            raise CLBenchError(f"non-finite model output evaluating {self._task} after stage {self.train_exp + 1}: "
+                               f"the model diverged; no result written")
+        self._metric.update(output, rows)
 
     def after_eval_exp(self, strategy, **kwargs) -> list[MetricValue]:
         self._last = self._metric.result()

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-import yaml
 
 from cl_bench.atomic import write_text
 from cl_bench.config import load_config
 from cl_bench.report.markdown import markdown_table
 from cl_bench.results import primary_metrics, runs_row
 from cl_bench.tasks import reported_metrics
+from cl_bench.yaml_io import load_yaml
 
 
 def setting_changes(path: Path) -> str:
@@ -27,7 +27,7 @@ def setting_changes(path: Path) -> str:
             else:
                 items.append(f"{prefix}{key}={value}")
         return items
-    own = yaml.safe_load(Path(path).read_text()) or {}
+    own = load_yaml(Path(path).read_text()) or {}
     own.pop("base", None)
     return ", ".join(flatten(own)) or "(the starting point)"
 

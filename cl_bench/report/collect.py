@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
 from cl_bench.schedules import get_schedule
 from cl_bench.tasks import reported_metrics
+from cl_bench.yaml_io import load_yaml
 
 # Settings that split a strategy into separate groups when they vary across runs.
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
@@ -98,13 +99,13 @@ def load_results(root: str | Path) -> Results:
         run_id = row["run_id"]
         try:
             summary = json.loads((root / run_id / "summary.json").read_text())
-            config = yaml.safe_load((root / run_id / "config.yaml").read_text())
+            config = load_yaml((root / run_id / "config.yaml").read_text())
         except OSError as error:
             warnings.append(f"run {run_id} left out: {error.filename}: {error.strerror}")
             continue
         except (ValueError, yaml.YAMLError) as error:
             warnings.append(f"run {run_id} left out: unreadable summary.json or config.yaml "
-                            f"({str(error).splitlines()[0]})")
+                            f"({first_line(error)})")
             continue
         summaries[run_id], configs[run_id] = summary, config
         rows.append({**row, **_per_metric(summary)})
@@ -131,7 +132,7 @@ def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kwargs)
     except (OSError, ValueError) as error:
-        raise CLBenchError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+        raise CLBenchError(f"{path}: unreadable ({first_line(error)})") from None
 
 
 def run_matrix(results: Results, run_id: str, kind: str = "matrix") -> pd.DataFrame:

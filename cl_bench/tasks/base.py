@@ -73,6 +73,10 @@ class Task:
         (``requested``: the configured list, checked against the data)."""
         return self.split_type.resolve_classes(task_root, train_split, requested)
 
+    def split_classes(self, task_root: Path, split: str) -> list[str]:
+        """The class names a split itself declares (eval.py compares them by name with a model's)."""
+        return self.split_type.resolve_classes(task_root, split, None)
+
     def placeholder_classes(self) -> list[str]:
         """Class names of a model built without data."""
         return [f"{self.name}{i}" for i in range(self.default_num_classes)]

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench.bootstrap import Statistic, mean_statistic
+from cl_bench.dataclass_io import PROBABILITY, setting
 from cl_bench.metrics import top_k_hits
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence
 from scenarios.imagenette import ImagenetteSplit
@@ -18,7 +19,7 @@ from scenarios.imagenette import ImagenetteSplit
 class ClsOptions:
     """Classification: cross-entropy, optional label smoothing."""
 
-    label_smoothing: float = 0.0
+    label_smoothing: float = setting(0.0, allowed=PROBABILITY)
 
 
 class ClassificationMetric(TaskMetric):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench.bootstrap import Statistic, miou_statistic
+from cl_bench.dataclass_io import AT_LEAST_1, PROBABILITY, setting
 from cl_bench.metrics import confusion_matrix, iou_from_confusion
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence, stack_field
 from scenarios.voc_seg import IGNORE_INDEX, VocSegSplit
@@ -24,8 +25,8 @@ class SegOptions:
     original image resolution (bench/train_speed.py measures the speed-up).
     """
 
-    label_smoothing: float = 0.0
-    output_stride: int = 4
+    label_smoothing: float = setting(0.0, allowed=PROBABILITY)
+    output_stride: int = setting(4, allowed=AT_LEAST_1)
 
 
 class SegmentationMetric(TaskMetric):
