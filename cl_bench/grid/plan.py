@@ -17,8 +17,9 @@ from typing import Any, Callable
 import yaml
 
 from cl_bench.config import Config
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.experiment.run_id import run_id_for
+from cl_bench.yaml_io import load_yaml
 from scenarios.benchmark import task_order
 from strategies import get_strategy
 
@@ -101,11 +102,11 @@ def load_grid(path: Path) -> dict[str, Any]:
     ``config``, ``strategies``, ``seeds`` (``0-4`` or a list), ``orders`` (``seg,det,cls`` strings or
     lists), ``set`` (KEY: value, every run) and ``vary`` (KEY: [values], one axis each)."""
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = load_yaml(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise CLBenchError(f"{path}: grid file not found") from None
     except yaml.YAMLError as error:
-        raise CLBenchError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise CLBenchError(f"{path}: not valid YAML ({first_line(error)})") from None
     known = {"config", "strategies", "seeds", "orders", "set", "vary"}
     if not isinstance(values, dict) or set(values) - known:
         raise CLBenchError(f"{path}: a grid file is a mapping with keys {', '.join(sorted(known))}")
