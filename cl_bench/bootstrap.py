@@ -184,13 +184,11 @@ class DropInterval:
     final: Interval
     threshold: float
     p_pass: float
-    """Fraction of resamples with drop <= threshold; resamples whose drop is undefined count as fails."""
-    undefined: float
-    """Fraction of resamples whose base is 0 (drop NaN); any makes drop.low and drop.high NaN."""
+    """Fraction of resamples with drop <= threshold."""
 
     @property
     def passed(self) -> bool:
-        """The drop on all images is at most the threshold (False when undefined)."""
+        """The drop on all images is at most the threshold."""
         return bool(self.drop.value <= self.threshold)
 
 
@@ -201,10 +199,11 @@ def interval(stat: Statistic, n: int, *, resamples: int = 200, confidence: float
 
 
 def relative_drop(base: float | np.ndarray, final: float | np.ndarray) -> float | np.ndarray:
-    """``(base - final) / base * 100``; NaN where base is 0."""
+    """``(base - final) / base * 100``; where base is 0: 0 when final >= base, else inf
+    (nothing learned cannot be forgotten); NaN where a value is missing."""
     base, final = np.asarray(base, dtype=np.float64), np.asarray(final, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        drop = np.where(base == 0, np.nan, (base - final) / base * 100)
+        drop = np.where(base == 0, np.where(final >= base, 0.0, np.inf), (base - final) / base * 100)
     return drop[()] if drop.ndim == 0 else drop
 
 
@@ -213,23 +212,21 @@ def drop_interval(base_stat: Statistic, final_stat: Statistic, n: int, *, thresh
     """Paired bootstrap of the relative drop % from ``base_stat`` to ``final_stat``.
 
     Each resample draws one set of image indices for both model states, so the
-    interval reflects the images both were evaluated on. A resample whose base
-    is 0 has no defined drop: it is NaN, counts as a fail in ``p_pass``
-    (a pass is not shown without a baseline) and makes the drop bounds NaN
-    (``undefined`` says how often). The base and final intervals come free:
-    they equal ``interval()`` of each statistic with the same seed.
+    interval reflects the images both were evaluated on; ``relative_drop``
+    defines the drop (also where a resample's base is 0). The base and final
+    intervals come free: they equal ``interval()`` of each statistic with the
+    same seed.
     """
     def stat(indices: np.ndarray) -> np.ndarray:
         base, final = base_stat(indices), final_stat(indices)
         return np.array([base, final, relative_drop(base, final)])
 
-    with warnings.catch_warnings():  # scipy warns (about BCa) when a NaN drop makes the bounds NaN
+    with warnings.catch_warnings():  # scipy warns when every resample gives one value (e.g. all drops 0)
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         value, low, high, distribution = _bootstrap(stat, n, resamples, confidence, seed)
     base, final, drop = (Interval(float(value[i]), float(low[i]), float(high[i]), distribution[i]) for i in range(3))
     return DropInterval(drop=drop, base=base, final=final, threshold=threshold,
-                        p_pass=float(np.mean(drop.distribution <= threshold)),
-                        undefined=float(np.mean(np.isnan(drop.distribution))))
+                        p_pass=float(np.mean(drop.distribution <= threshold)))
 
 
 def _bootstrap(stat: Callable[[np.ndarray], Any], n: int, resamples: int, confidence: float,

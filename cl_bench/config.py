@@ -9,12 +9,14 @@ from typing import Any
 
 import yaml
 
-from cl_bench.dataclass_io import from_dict
-from cl_bench.errors import CLBenchError
-from cl_bench.tasks import default_order, task_options
+from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, Range, from_dict, setting
+from cl_bench.errors import CLBenchError, first_line
+from cl_bench.tasks import default_order, task_key, task_options
+from cl_bench.yaml_io import load_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+STRIDE = 32  # the backbones' deepest stride (the FPN neck reads the stride-32 stage): input sizes are multiples
 
 
 @dataclass
@@ -22,23 +24,31 @@ class DataConfig:
     """Where the data is and how it is fed.
 
     ``root`` holds the three task folders; ``roots`` overrides single tasks
-    (``{"seg": path}``). With neither, ``./data`` is used when it exists, else
+    (``{"seg": path}``; per-task keys take a task's short or long name, ``det`` or
+    ``detection``, and are stored as the short one). With neither, ``./data`` is used when it exists, else
     the synthetic default is written and used.
     """
 
     root: str | None = None
-    roots: dict[str, str] = field(default_factory=dict)
+    roots: dict[str, str] = setting(default_factory=dict, keys=task_key)
     synthetic: bool = False
-    synthetic_seed: int = 0
-    synthetic_size: int = 96  # pixel size of the written synthetic images
-    synthetic_train: int = 40  # synthetic images per task in train (val: a quarter)
+    synthetic_seed: int = setting(0, allowed=AT_LEAST_0)
+    synthetic_size: int = setting(96, allowed=Range(32))  # pixel size of the written synthetic images
+    synthetic_train: int = setting(40, allowed=Range(4))  # synthetic images per task in train (val: a quarter)
     order: list[str] = field(default_factory=default_order)
     train_split: str = "train"
     test_split: str = "val"
-    image_size: int = 64  # the challenge uses 512 (experiments/challenge.yaml)
+    # > 0: hold this many training images per task out for tuning and evaluate on them
+    tune_split: int = setting(0, allowed=AT_LEAST_0)
+    # which images are held out (the same for every run and strategy)
+    tune_split_seed: int = setting(0, allowed=AT_LEAST_0)
+    # the challenge uses 512 (experiments/challenge.yaml)
+    image_size: int = setting(64, allowed=Range(STRIDE, multiple_of=STRIDE))
     augment: bool = True
-    classes: dict[str, list[str]] = field(default_factory=dict)  # per task: its class names (default: from data)
-    num_workers: int = 0
+    # per task: its class names (default: from data)
+    classes: dict[str, list[str]] = setting(default_factory=dict, keys=task_key)
+    num_workers: int = setting(0, allowed=AT_LEAST_0)  # DataLoader worker processes (persistent across epochs when > 0)
+    cache_images: bool = True  # keep decoded images and targets in memory: no decoding after the first epoch
 
 
 @dataclass
@@ -52,11 +62,11 @@ class ModelConfig:
     backbone: str = "mobilenet_v3_small"
     backbone_weights: str = "none"
     neck: str = "fpn"  # fpn (one FPN layer) | convbnrelu
-    neck_layers: int = 2  # convbnrelu only: 1 or 2
-    neck_channels: int = 128
-    head_layers: int = 3  # 2 or 3
-    head_channels: int = 128
-    bn_momentum: float = 0.1  # torchvision's MobileNets use 0.01: too slow for short runs
+    neck_layers: int = setting(2, allowed=Range(1, 2))  # convbnrelu only: 1 or 2
+    neck_channels: int = setting(128, allowed=AT_LEAST_1)
+    head_layers: int = setting(3, allowed=Range(2, 3))  # 2 or 3
+    head_channels: int = setting(128, allowed=AT_LEAST_1)
+    bn_momentum: float = setting(0.1, allowed=PROBABILITY)  # torchvision's MobileNets use 0.01: too slow for short runs
 
 
 @dataclass
@@ -64,20 +74,23 @@ class TrainConfig:
     """Optimisation of each experience (AdamW, cosine decay per experience).
 
     ``epochs`` / ``lr`` apply to every experience unless ``epochs_per_task`` /
-    ``lr_per_task`` name the task (``{"det": 30}``). ``task_weights`` scale each
+    ``lr_per_task`` name the task (``{"det": 30}``, or ``{"detection": 30}``). ``task_weights`` scale each
     task's loss in mixed (replay, joint) minibatches.
     """
 
-    epochs: int = 30
-    epochs_per_task: dict[str, int] = field(default_factory=dict)
-    lr: float = 3e-3
-    lr_per_task: dict[str, float] = field(default_factory=dict)
-    backbone_lr_scale: float = 1.0  # backbone rate / neck and head rate; ~0.1 suits an ImageNet backbone
-    weight_decay: float = 1e-4
-    batch_size: int = 8
-    warmup_steps: int = 0
+    epochs: int = setting(30, allowed=AT_LEAST_1)
+    epochs_per_task: dict[str, int] = setting(default_factory=dict, keys=task_key, allowed=AT_LEAST_1)
+    lr: float = setting(3e-3, allowed=POSITIVE)
+    lr_per_task: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=POSITIVE)
+    # backbone rate / neck and head rate; ~0.1 suits an ImageNet backbone
+    backbone_lr_scale: float = setting(1.0, allowed=AT_LEAST_0)
+    weight_decay: float = setting(1e-4, allowed=AT_LEAST_0)
+    batch_size: int = setting(8, allowed=AT_LEAST_1)
+    warmup_steps: int = setting(0, allowed=AT_LEAST_0)
     bn_policy: str = "train"  # train | freeze_after_first | per_task
-    task_weights: dict[str, float] = field(default_factory=dict)
+    task_weights: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=AT_LEAST_0)
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (bench/train_speed.py)
+    channels_last: bool = False  # channels_last memory format for the model and its inputs
 
 
 @dataclass
@@ -90,13 +103,16 @@ class StrategyConfig:
 
 @dataclass
 class RunConfig:
-    seed: int = 0
+    seed: int = setting(0, allowed=AT_LEAST_0)
     out: str = "results"
     device: str = "auto"
-    eval_batch_size: int = 16
+    eval_batch_size: int = setting(16, allowed=AT_LEAST_1)
     checkpoints: bool = True  # keep each experience's state for resuming
     logger: str = "tqdm"  # tqdm | text | tensorboard | none (log.txt only)
     progress: bool = True
+    # bootstrap resamples of the val images for every interval (0: none)
+    bootstrap_resamples: int = setting(200, allowed=AT_LEAST_0)
+    confidence: float = setting(0.95, allowed=Range(0, 1, open_low=True))  # of every interval
 
 
 @dataclass
@@ -118,11 +134,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping of a YAML config, merged over the file its ``base:`` key names
     (a path relative to it), recursively."""
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise CLBenchError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
-        raise CLBenchError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise CLBenchError(f"{path}: not valid YAML ({first_line(error)})") from None
     if not isinstance(values, dict):
         raise CLBenchError(f"{path}: expected a mapping at the top level")
     base = values.pop("base", None)

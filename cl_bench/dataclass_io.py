@@ -1,13 +1,70 @@
 """Typed dataclasses from plain dicts (YAML, JSON, weights files) and back,
-rejecting unknown keys and wrong types with one line naming the key."""
+rejecting unknown keys, wrong types and values out of range with one line
+naming the key.
+
+A field declares its rules with ``setting``: the allowed numbers (``Range``,
+checked for the value, or each value of a list or dict) and, for dicts keyed
+by name, a function normalising each key (raising ``CLBenchError`` for an
+unknown one)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
-from typing import Any
+from typing import Any, Callable
 
 from cl_bench.errors import CLBenchError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed numbers: finite, ``low <= x`` (``low < x`` when ``open_low``),
+    ``x <= high``, and a multiple of ``multiple_of``."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    multiple_of: int | None = None
+
+    def allows(self, value: float) -> bool:
+        return (math.isfinite(value)
+                and (self.low is None or value > self.low or (value == self.low and not self.open_low))
+                and (self.high is None or value <= self.high)
+                and (self.multiple_of is None or value % self.multiple_of == 0))
+
+    def __str__(self) -> str:
+        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
+        if self.high is not None:
+            low = f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+        multiple = f"a multiple of {self.multiple_of}" if self.multiple_of else ""
+        return ", ".join(part for part in (low, multiple) if part)
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, open_low=True)
+PROBABILITY = Range(0, 1)
+
+
+def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            allowed: Range | None = None, keys: Callable[[str, str], str] | None = None) -> Any:
+    """A dataclass field with its rules (see the module docstring)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"allowed": allowed, "keys": keys})
+
+
+def _check(value: Any, spec: dataclasses.Field, where: str) -> Any:
+    keys, allowed = spec.metadata.get("keys"), spec.metadata.get("allowed")
+    if keys is not None:
+        value = {keys(key, where): item for key, item in value.items()}
+    if allowed is not None:
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+        for key, item in items if items is not None else [(None, value)]:
+            if not allowed.allows(item):
+                name = where if key is None else f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]"
+                raise CLBenchError(f"{name}: {item!r} is out of range (allowed: {allowed})")
+    return value
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:
@@ -41,11 +98,12 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
 def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     """Build dataclass ``cls`` from a nested dict, rejecting unknown keys."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise CLBenchError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+        raise CLBenchError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    return cls(**{k: _check(_convert(v, hints[k], f"{where}.{k}"), fields[k], f"{where}.{k}")
+                  for k, v in values.items()})
 
 
 def to_dict(instance: Any) -> dict[str, Any]:

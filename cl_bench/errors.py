@@ -32,3 +32,9 @@ def one_line(error: BaseException) -> str:
         if last.startswith(prefix):
             return last[len(prefix):]
     return last
+
+
+def first_line(error: BaseException, limit: int = 120) -> str:
+    """The first non-empty line of an error's message (its type name when the message is empty)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(error).__name__

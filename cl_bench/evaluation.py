@@ -18,6 +18,7 @@ from avalanche.evaluation.metric_results import MetricValue
 from torch import nn
 from torch.utils.data import DataLoader
 
+from cl_bench.errors import CLBenchError
 from cl_bench.tasks import Task
 from cl_bench.tasks.base import TaskMetric
 from scenarios.common import TaskSplit
@@ -35,6 +36,7 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
         self.tasks, self.splits = tasks, splits
         self.trained = 0  # training stages completed
         self.records: list[dict[str, Any]] = []
+        self.samples: dict[str, dict[str, Any]] = {}  # "<train_exp>/<task>" -> the TaskMetric's per-image samples
         self._task: str | None = None
         self._metric: TaskMetric | None = None
         self._last: dict[str, float] = {}
@@ -59,10 +61,15 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
 
     def after_eval_iteration(self, strategy, **kwargs):
         rows = strategy.mb_y[self._task]
-        self._metric.update(strategy.mb_output[self._task][rows.rows], rows)
+        output = strategy.mb_output[self._task][rows.rows]
+        if not torch.isfinite(output).all():  # a metric of NaN outputs (argmax 0) looks plausible
+            raise CLBenchError(f"non-finite model output evaluating {self._task} after stage {self.train_exp + 1}: "
+                               f"the model diverged; no result written")
+        self._metric.update(output, rows)
 
     def after_eval_exp(self, strategy, **kwargs) -> list[MetricValue]:
         self._last = self._metric.result()
+        self.samples[f"{self.train_exp}/{self._task}"] = self._metric.samples()
         values = []
         for name, value in self._last.items():
             self.records.append({"train_exp": self.train_exp, "eval_task": self._task, "metric": name,
@@ -71,11 +78,16 @@ class MultiTaskEvalMetric(PluginMetric[dict]):
         return values
 
     def state_dict(self) -> dict[str, Any]:
-        return {"trained": self.trained, "records": list(self.records)}
+        return {"trained": self.trained, "records": list(self.records), "samples": dict(self.samples)}
 
     def load_state_dict(self, state: dict[str, Any], context=None) -> None:
         self.trained = int(state["trained"])
         self.records = list(state["records"])
+        self.samples = dict(state["samples"])
+
+    def samples_after(self, stage: int, task: str) -> dict[str, Any] | None:
+        """The per-image samples of ``task``'s evaluation after training stage ``stage``."""
+        return self.samples.get(f"{stage}/{task}")
 
     def __str__(self) -> str:
         return "MultiTaskEvalMetric"

@@ -32,9 +32,14 @@ def iou_from_confusion(confusion: torch.Tensor) -> dict[str, float]:
     return {"mIoU": miou, "pixel_acc": tp.sum().item() / total if total else 0.0}
 
 
-def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
+def top_k_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row: whether the label is among the ``k`` highest logits."""
     k = min(k, logits.shape[1])
-    return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
+
+
+def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
+    return int(top_k_hits(logits, labels, k).sum())
 
 
 def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]], image_ids: list[int]) -> dict[str, float]:

@@ -29,6 +29,7 @@ import pandas as pd
 from filelock import FileLock
 
 from cl_bench.atomic import atomic_path, write_text
+from cl_bench.bootstrap import relative_drop
 from cl_bench.errors import CLBenchError
 from cl_bench.schedules import Schedule, get_schedule
 from cl_bench.tasks import TASKS
@@ -133,11 +134,7 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def _drop_rel_pct(base: float, final: float) -> float:
-    if math.isnan(base) or math.isnan(final):
-        return math.nan
-    if base == 0:
-        return 0.0 if final >= base else math.inf
-    return (base - final) / base * 100.0
+    return float(relative_drop(base, final))
 
 
 def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_THRESHOLD_PCT, *,

@@ -41,9 +41,14 @@ class Schedule:
     def stages(self, train: list[Any], test: list[Any], order: list[str]) -> list[Stage]:
         return [Stage(e, order[i], test) for i, e in enumerate(train)]
 
-    def base_final(self, values: np.ndarray, j: int) -> tuple[float, float]:
-        """Task j's value right after it was learned, and after the last stage."""
+    def base_final_rows(self, j: int, rows: int) -> tuple[int, int]:
+        """The rows (stages) holding task j's value right after it was learned, and its final value."""
         raise NotImplementedError
+
+    def base_final(self, values: np.ndarray, j: int) -> tuple[float, float]:
+        """Task j's base and final values in the result matrix ``values``."""
+        base, final = self.base_final_rows(j, values.shape[0])
+        return values[base, j], values[final, j]
 
     def __repr__(self) -> str:
         return f"<Schedule {self.name}>"
@@ -52,8 +57,8 @@ class Schedule:
 class Sequential(Schedule):
     name, reference = "sequential", False
 
-    def base_final(self, values: np.ndarray, j: int) -> tuple[float, float]:
-        return values[j, j], values[-1, j]
+    def base_final_rows(self, j: int, rows: int) -> tuple[int, int]:
+        return j, rows - 1
 
 
 class Joint(Schedule):
@@ -73,8 +78,8 @@ class Joint(Schedule):
         joint.task_name = "+".join(order)
         return [Stage(joint, joint.task_name, test)]
 
-    def base_final(self, values: np.ndarray, j: int) -> tuple[float, float]:
-        return values[0, j], values[0, j]
+    def base_final_rows(self, j: int, rows: int) -> tuple[int, int]:
+        return 0, 0
 
 
 class SingleTask(Schedule):
@@ -83,8 +88,8 @@ class SingleTask(Schedule):
     def stages(self, train: list[Any], test: list[Any], order: list[str]) -> list[Stage]:
         return [Stage(e, order[i], [test[i]], reset_model=True) for i, e in enumerate(train)]
 
-    def base_final(self, values: np.ndarray, j: int) -> tuple[float, float]:
-        return values[j, j], values[j, j]
+    def base_final_rows(self, j: int, rows: int) -> tuple[int, int]:
+        return j, j
 
 
 SCHEDULES: dict[str, Schedule] = {s.name: s for s in (Sequential(), Joint(), SingleTask())}

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-import yaml
 
 from cl_bench.atomic import write_text
 from cl_bench.config import load_config
 from cl_bench.report.markdown import markdown_table
 from cl_bench.results import primary_metrics, runs_row
 from cl_bench.tasks import reported_metrics
+from cl_bench.yaml_io import load_yaml
 
 
 def setting_changes(path: Path) -> str:
@@ -27,7 +27,7 @@ def setting_changes(path: Path) -> str:
             else:
                 items.append(f"{prefix}{key}={value}")
         return items
-    own = yaml.safe_load(Path(path).read_text()) or {}
+    own = load_yaml(Path(path).read_text()) or {}
     own.pop("base", None)
     return ", ".join(flatten(own)) or "(the starting point)"
 
@@ -43,20 +43,29 @@ def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]
             row[f"{task} {metric} final"] = round(flat[f"final_{metric}"], 4)
             if primary_metrics()[task] == metric:
                 row[f"{task} drop %"] = round(flat[f"drop_rel_pct_{task}"], 1)
+    row["evaluated on"] = "tune split" if summary.get("evaluated_on", "").startswith("tune split") else \
+        summary.get("evaluated_on", "val")
     row["pass"] = "yes" if summary.get("pass") else "no"
     row["train s"] = round(summary.get("train_time_s", float("nan")))
     row["run_id"] = run_id
     return row
 
 
-def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train every setting into ``out`` (finished ones are skipped) and write the outcome table."""
+DEFAULT_TUNE_SPLIT = 40  # images per task held out of train (of 240 in the real minis)
+
+
+def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print,
+               tune_split: int = DEFAULT_TUNE_SPLIT) -> pd.DataFrame:
+    """Train every setting into ``out`` (finished ones are skipped) and write the outcome table.
+    Every setting is evaluated on the tune split (``tune_split`` training images per task held out
+    of training), never on the val split that results report; a YAML's own ``data.tune_split`` wins."""
     from cl_bench.experiment.runner import run_experiment
 
     rows = []
     for path in paths:
         config = load_config(path)
         config.run.out = str(out)
+        config.data.tune_split = config.data.tune_split or tune_split
         changes = setting_changes(path)
         log(f"== {path.stem}: {changes}")
         outcome = run_experiment(config, log)

@@ -4,7 +4,7 @@ summarise what was found and what is wrong."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from tqdm import tqdm
@@ -45,7 +45,9 @@ def _check_task(task: Task, data: DataConfig, root, verify: bool, progress: bool
             check.errors.append(str(error))
             continue
         if verify:
-            for index in tqdm(range(len(split)), desc=f"{name}/{split_name}", leave=False, disable=not progress):
+            bar = tqdm(range(len(split)), desc=f"{name}/{split_name}", leave=False,
+                       disable=None if progress else True)  # None: no bar when not a terminal
+            for index in bar:
                 try:
                     split.load(index)
                 except DataError as error:
@@ -54,15 +56,29 @@ def _check_task(task: Task, data: DataConfig, root, verify: bool, progress: bool
 
 
 def check_data(data: DataConfig, verify: bool = True, progress: bool = True,
-               task_options: dict[str, Any] | None = None) -> tuple[str, list[SplitCheck]]:
-    """Check every split of every task (``task_options``: the tasks' config
-    sections, defaults when None); returns the data source's description and the checks."""
-    source = resolve_data(data)
+               task_options: dict[str, Any] | None = None,
+               tasks: list[str] | None = None) -> tuple[str, list[SplitCheck]]:
+    """Check every split of ``tasks`` (default: every task; ``task_options``: the tasks'
+    config sections, defaults when None); returns the data source's description and the checks."""
+    source = resolve_data(data, tasks)
     tasks = build_tasks(task_options)
     checks = []
     for name, root in source.roots.items():
         checks.extend(_check_task(tasks[name], data, root, verify, progress))
     return source.description, checks
+
+
+def validate_data(data: DataConfig, task_options: dict[str, Any], log: Callable[[str], None]) -> None:
+    """What a run checks before its first experience: every split of its tasks read and
+    decoded (``check_data``); warnings are logged, the first error raised with the count."""
+    _, checks = check_data(data, progress=False, task_options=task_options, tasks=list(data.order))
+    for check in checks:
+        for warning in check.report.warnings if check.report else []:
+            log(f"warning: {check.task}/{check.split}: {warning}")
+    problems = [error for check in checks for error in check.errors]
+    if problems:
+        more = f" (and {len(problems) - 1} more: see `cl-bench data check`)" if len(problems) > 1 else ""
+        raise DataError(f"{problems[0]}{more}")
 
 
 def _details(value: Any) -> str:
@@ -94,5 +110,6 @@ def format_checks(description: str, checks: list[SplitCheck]) -> str:
         if len(problems) > MAX_ERRORS_SHOWN:
             lines.append(f"  ... and {len(problems) - MAX_ERRORS_SHOWN} more")
     else:
-        lines += ["", "no problems found"]
+        warnings = sum(len(c.report.warnings) for c in checks if c.report)
+        lines += ["", f"no errors found; {warnings} warning(s) above" if warnings else "no problems found"]
     return "\n".join(lines)

@@ -121,6 +121,14 @@ class CocoDetSplit(TaskSplit):
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return [name for name, _ in ranked[:top_k]]
 
+    @staticmethod
+    def declared_classes(task_root: Path, split: str) -> list[str]:
+        """The category names the split's annotation file declares."""
+        path = annotation_file(task_root, split)
+        if path is None:
+            raise missing_split(task_root, split, CocoDetSplit.splits(task_root))
+        return list(category_names(read_coco_json(path), path).values())
+
     def _image_dir(self) -> Path:
         split_dir = self.task_root / self.split
         for candidate in (split_dir / "data", split_dir, self.task_root / f"{self.split}2017",
@@ -171,6 +179,8 @@ class CocoDetSplit(TaskSplit):
                 raise DataError.at(path, f"annotation {ann.get('id')} has no valid 'bbox' [x, y, w, h]") from None
             if w < 1 or h < 1:
                 self.degenerate += 1
+                self.warnings.append(f"{path}: annotation {ann.get('id')} dropped: degenerate bbox "
+                                     f"[{x:g}, {y:g}, {w:g}, {h:g}] (w or h < 1 px)")
                 continue
             self.boxes[position[image_id]].append(
                 Box((x, y, w, h), class_index[name], float(ann.get("area", w * h)), bool(ann.get("iscrowd", 0)))

@@ -63,6 +63,8 @@ class TaskSplit(Dataset):
     ``__getitem__`` returns ``(image, target)``: a uint8 tv_tensors.Image at the
     original size and a dict with ``task``, ``index``, ``orig_size`` (H, W) and
     the task's own fields (tv_tensors, so transforms move them with the image).
+    After ``enable_cache()`` each sample is decoded once and kept (transforms
+    never modify their inputs, so augmentation still differs every epoch).
     Subclasses implement ``__len__``, ``source(i)`` and ``load_target(i, image)``.
     """
 
@@ -73,6 +75,12 @@ class TaskSplit(Dataset):
         self.split = split
         self.classes = list(classes)
         self.warnings: list[str] = []
+        self._cache: dict[int, tuple[tv_tensors.Image, dict[str, Any]]] | None = None
+
+    def enable_cache(self) -> None:
+        """Keep every decoded sample in memory from its first read on."""
+        if self._cache is None:
+            self._cache = {}
 
     def source(self, index: int) -> Path:
         """The image file of sample ``index``."""
@@ -88,7 +96,11 @@ class TaskSplit(Dataset):
         return image, target
 
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
-        return self.load(index)
+        if self._cache is None:
+            return self.load(index)
+        if index not in self._cache:
+            self._cache[index] = self.load(index)
+        return self._cache[index]
 
     def report(self) -> SplitReport:
         """Counts and statistics from the annotations alone (no decoding)."""

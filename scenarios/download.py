@@ -89,7 +89,7 @@ def download(remote: Remote, dest: Path, *, progress: bool = True, timeout: floa
 def download_many(jobs: list[tuple[Remote, Path]], *, progress: bool = True, desc: str = "files") -> None:
     """Download many small files in parallel, one progress bar counting files."""
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool, \
-            tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress) as bar:
+            tqdm(total=len(jobs), desc=desc, unit="file", disable=None if progress else True) as bar:
         futures = [pool.submit(download, remote, dest, progress=False) for remote, dest in jobs]
         try:
             for future in as_completed(futures):
@@ -140,7 +140,7 @@ def _stream(response: http.client.HTTPResponse, part: Path, offset: int, total: 
     written = offset
     with open(part, "ab" if offset else "wb") as file, \
             tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=part.name.removesuffix(".part"), disable=not progress) as bar:
+                 desc=part.name.removesuffix(".part"), disable=None if progress else True) as bar:
         while chunk := _read(response, f"interrupted after {written} of {total or '?'} bytes"):
             file.write(chunk)
             written += len(chunk)

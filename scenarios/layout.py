@@ -14,6 +14,7 @@ from cl_bench.tasks import TASKS, Task
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_ROOT = Path("data")
+SYNTHETIC_ROOT = "synthetic"  # a data root naming the embedded synthetic default (``--data_root synthetic``)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class DataSource:
 def find_task_folder(task: Task, data_root: Path) -> Path:
     """The task's folder below ``data_root``, accepting the known name variants."""
     if not data_root.is_dir():
-        raise DataError.at(data_root, "data root not found")
+        raise DataError.at(data_root.resolve(), "data root not found")
     for name in task.folder_names:
         if (data_root / name).is_dir():
             return data_root / name
@@ -43,19 +44,20 @@ def resolve_data(data: DataConfig, tasks: list[str] | None = None) -> DataSource
     """Task folders for ``tasks`` (default: all), from the config.
 
     Precedence: per-task roots, then ``data.root``, then ``./data``; when none
-    is given and ``./data`` is absent (or ``data.synthetic`` is set), the
-    synthetic default is written to the cache and used.
+    is given and ``./data`` is absent (or ``data.synthetic`` is set, or the root
+    is ``synthetic``), the synthetic default is written to the cache and used.
     """
     names = tasks or list(TASKS)
     for name in data.roots:
         if name not in TASKS:
             raise DataError.at(name, f"unknown task in data roots (known: {', '.join(TASKS)})")
-    if data.synthetic or (data.root is None and not data.roots and not DEFAULT_DATA_ROOT.is_dir()):
+    if data.synthetic or data.root == SYNTHETIC_ROOT or (data.root is None and not data.roots
+                                                          and not DEFAULT_DATA_ROOT.is_dir()):
         from scenarios.synthetic import ensure_synthetic
 
         root = ensure_synthetic(seed=data.synthetic_seed, size=data.synthetic_size, n_train=data.synthetic_train)
         roots = {name: find_task_folder(TASKS[name], root) for name in names}
-        why = "" if data.synthetic else "no --data-root given and no ./data folder: "
+        why = "" if data.synthetic or data.root == SYNTHETIC_ROOT else "no --data-root given and no ./data folder: "
         return DataSource(roots, True, f"{why}synthetic default (seed {data.synthetic_seed}) in {root}")
     base = Path(data.root) if data.root else DEFAULT_DATA_ROOT
     roots: dict[str, Path] = {}
@@ -63,7 +65,7 @@ def resolve_data(data: DataConfig, tasks: list[str] | None = None) -> DataSource
         if name in data.roots:
             override = Path(data.roots[name])
             if not override.is_dir():
-                raise DataError.at(override, f"{TASKS[name].title} root not found")
+                raise DataError.at(override.resolve(), f"{TASKS[name].title} root not found")
             roots[name] = override
         else:
             roots[name] = find_task_folder(TASKS[name], base)

@@ -141,9 +141,14 @@ def write_synthetic(out: Path, seed: int = 0, size: int = 96, n_train: int = 40,
     return out
 
 
+def synthetic_path(seed: int = 0, size: int = 96, n_train: int = 40) -> Path:
+    """Where the synthetic default with these settings lives in the cache."""
+    return cache_root() / "synthetic" / f"v{FORMAT_VERSION}-seed{seed}-px{size}-n{n_train}"
+
+
 def ensure_synthetic(seed: int = 0, size: int = 96, n_train: int = 40) -> Path:
     """The synthetic default in the cache, written on first use (atomically)."""
-    target = cache_root() / "synthetic" / f"v{FORMAT_VERSION}-seed{seed}-px{size}-n{n_train}"
+    target = synthetic_path(seed, size, n_train)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,10 @@ import pytest
 
 from cl_bench.cli.arguments import quiet_third_party_warnings
 
+# Ray started by the tests (and the worker processes they spawn) stays on the loopback
+# interface, as Ray does on a laptop, instead of the machine's network address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 quiet_third_party_warnings()
 
 

@@ -19,6 +19,7 @@ from cl_bench.bootstrap import (
     mean_statistic,
     miou_statistic,
     paired_difference,
+    relative_drop,
     seed_summary,
 )
 from cl_bench.metrics import coco_map, iou_from_confusion
@@ -189,7 +190,7 @@ def test_identical_base_and_final_drop_nothing_in_every_resample():
     values = np.random.default_rng(0).random(25)
     result = drop_interval(mean_statistic(values), mean_statistic(values), 25)
     assert (result.drop.value, result.drop.low, result.drop.high) == (0.0, 0.0, 0.0)
-    assert result.p_pass == 1.0 and result.undefined == 0.0 and result.passed
+    assert result.p_pass == 1.0 and result.passed
 
 
 def test_large_drop_fails_in_nearly_every_resample():
@@ -211,17 +212,17 @@ def test_drop_interval_base_and_final_are_their_own_intervals():
         assert (part.value, part.low, part.high) == (alone.value, alone.low, alone.high)
 
 
-def test_drop_is_undefined_where_the_base_is_zero():
-    # one image scores: resamples without it have base 0, their drop is NaN and counts as a fail
+def test_a_zero_base_follows_the_pass_rule_of_the_results():
+    # one image scores: resamples without it have base 0 and final 0, a drop of 0 (nothing to forget),
+    # as cl_bench.results counts a zero base
     values = np.zeros(10)
     values[0] = 1.0
     result = drop_interval(mean_statistic(values), mean_statistic(values), 10)
-    missing = np.isnan(result.drop.distribution)
-    assert 0 < result.undefined == missing.mean() < 1
-    np.testing.assert_array_equal(missing, result.base.distribution == 0)
-    assert result.p_pass == pytest.approx(1 - result.undefined)
-    assert math.isnan(result.drop.low) and math.isnan(result.drop.high)
-    assert result.drop.value == 0.0 and result.passed
+    assert (result.base.distribution == 0).any()
+    np.testing.assert_array_equal(result.drop.distribution, 0.0)
+    assert result.p_pass == 1.0 and result.passed
+    assert relative_drop(0.0, 0.0) == 0.0 and relative_drop(0.0, 0.1) == 0.0 and relative_drop(0.0, -1.0) == math.inf
+    assert math.isnan(relative_drop(math.nan, 0.5))
 
 
 # ---- seeds ------------------------------------------------------------------------

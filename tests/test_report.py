@@ -173,3 +173,33 @@ def test_no_results_is_a_one_line_error(tmp_path, capsys, command):
     assert run_bench([*command, "--results", str(tmp_path)]) == 1
     error = capsys.readouterr().err
     assert error.startswith(f"error: {tmp_path}: no finished runs (runs.csv not found)") and error.count("\n") == 1
+
+
+def test_tables_carry_intervals_over_seeds_and_single_runs(results_dir, report, tmp_path):
+    from cl_bench.bootstrap import seed_summary
+
+    runs = load_results(results_dir).runs
+    naive = runs[runs["strategy"] == "naive"].sort_values("seed")
+    low, high = seed_summary(naive["final_mIoU"].tolist()).ci
+    final = pd.read_csv(report / "tables" / "final.csv")
+    row = final[final["strategy"] == "naive"].iloc[0]
+    assert (row["final_mIoU_lo"], row["final_mIoU_hi"]) == pytest.approx((low, high))
+    assert f"[{low:.4f}, {high:.4f}]" in (report / "tables" / "final.md").read_text()
+    paired = (report / "tables" / "paired.md").read_text()
+    assert "| naive | joint" not in paired  # references are not compared with continual runs
+
+    # one run alone: its own bootstrap interval over val images, and the probability it passes
+    single = tmp_path / "single"
+    single.mkdir()
+    run_id = naive["run_id"].iloc[0]
+    shutil.copytree(results_dir / run_id, single / run_id)
+    header, *rows = (results_dir / "runs.csv").read_text().splitlines()
+    (single / "runs.csv").write_text("\n".join([header, *[r for r in rows if r.startswith(run_id)]]) + "\n")
+    assert run_bench(["report", "--results", str(single), "--no-latency"]) == 0
+    summary = json.loads((single / run_id / "summary.json").read_text())
+    ci = summary["intervals"]["tasks"]["seg"]["mIoU"]
+    assert ci["base"][0] <= summary["tasks"]["seg"]["base"] <= ci["base"][1]
+    text = (single / "report" / "tables" / "metric_mIoU.md").read_text()
+    assert f"[{ci['final'][0]:.4f}, {ci['final'][1]:.4f}]" in text
+    verdict = "pass" if summary["tasks"]["seg"]["pass_rel"] else "fail"
+    assert f"{verdict} (p = {ci['p_pass']:.2f})" in text

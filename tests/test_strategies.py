@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from cl_bench.config import Config, DataConfig, load_config
 from cl_bench.errors import CLBenchError
+from cl_bench.experiment.checkpoints import load_checkpoint
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.model import build_model
 from cl_bench.model.batchnorm_stats import snapshot_stats
@@ -229,7 +230,7 @@ def test_killed_run_resumes_to_the_same_matrices(tmp_path):
     assert checkpoint is not None, "no checkpoint appeared"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert torch.load(checkpoint, weights_only=True)["completed"] == 0
+    assert load_checkpoint(checkpoint.parent)["completed"] == 0
     resumed = subprocess.run(_command(tmp_path / "b"), cwd=REPO, env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -71,3 +71,23 @@ def test_extra_sample_elements_pass_through():
     image, target = sample()
     out = eval_transform(16)(image, target, 2)
     assert len(out) == 3 and out[2] == 2
+
+
+def test_cached_samples_are_decoded_once_and_never_changed_by_augmentation(synthetic_root):
+    from cl_bench.tasks import build_tasks
+
+    transform = train_transform(48)
+    for task in build_tasks().values():
+        root = next(p for name in task.folder_names if (p := synthetic_root / name).is_dir())
+        split = task.open_split(root, "train", task.resolve_classes(root, "train", None))
+        split.enable_cache()
+        first = split[0]
+        assert split[0] is first  # decoded once
+        pristine = split.load(0)
+        for _ in range(3):
+            transform(*first)
+        assert torch.equal(first[0], pristine[0]), task.name
+        assert first[1].keys() == pristine[1].keys(), task.name
+        for key, value in pristine[1].items():
+            same = torch.equal(first[1][key], value) if torch.is_tensor(value) else first[1][key] == value
+            assert same, (task.name, key)

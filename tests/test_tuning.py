@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
+from cl_bench.errors import CLBenchError
 from cl_bench.tuning import setting_changes
 from run_bench import main as run_bench
 
@@ -25,7 +27,7 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
     other = tmp_path / "lr.yaml"
     other.write_text("base: start.yaml\ntrain:\n  lr: 0.01\n")
     out = tmp_path / "search"
-    assert run_bench(["tune", str(start), str(other), "--out", str(out)]) == 0
+    assert run_bench(["tune", str(start), str(other), "--out", str(out), "--tune-split", "4"]) == 0
     table = pd.read_csv(out / "tuning.csv")
     assert list(table["setting"]) == ["start", "lr"]
     assert table.loc[0, "changes"].startswith("data.root=") and table.loc[1, "changes"] == "train.lr=0.01"
@@ -34,7 +36,25 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
         assert row["seg mIoU final"] == round(summary["tasks"]["seg"]["final"], 4)
         assert row["det mAP50 base"] == round(summary["secondary"]["tasks"]["det"]["base"], 4)
         assert row["pass"] == ("yes" if summary["pass"] else "no")
+        assert summary["evaluated_on"].startswith("tune split: 4 images per task")
+        assert row["evaluated on"] == "tune split"
     assert table.loc[0, "run_id"] != table.loc[1, "run_id"]
     assert "| setting | changes |" in (out / "tuning.md").read_text()
-    assert run_bench(["tune", str(start), "--out", str(out)]) == 0
+    assert run_bench(["tune", str(start), "--out", str(out), "--tune-split", "4"]) == 0
     assert "already finished" in capsys.readouterr().out
+
+
+def test_the_tune_split_is_held_out_of_training_and_the_same_for_every_run(synthetic_root):
+    from cl_bench.config import Config, DataConfig
+    from scenarios.benchmark import build_benchmark, carve_tune_split
+
+    keep, held = carve_tune_split(12, 4, seed=0)
+    assert (keep, held) == carve_tune_split(12, 4, seed=0) and len(held) == 4
+    assert sorted(keep + held) == list(range(12)) and held != carve_tune_split(12, 4, seed=1)[1]
+    benchmark = build_benchmark(Config(DataConfig(root=str(synthetic_root), image_size=32, tune_split=4)))
+    assert benchmark.evaluated_on.startswith("tune split")
+    for train, test in zip(benchmark.train_stream, benchmark.test_stream):
+        assert len(train.dataset) == 8 and len(test.dataset) == 4
+        assert sorted(test.dataset[i][1]["index"] for i in range(4)) == held  # indices into the train split
+    with pytest.raises(CLBenchError, match="data.tune_split: 12 images"):
+        build_benchmark(Config(DataConfig(root=str(synthetic_root), image_size=32, tune_split=12)))

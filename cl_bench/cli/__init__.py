@@ -11,6 +11,7 @@ Other commands (each has --help):
   cl-bench report [--results results]              tables, figures and report.md over the finished runs
   cl-bench export --select best --out best_model.pt   the best run's weights + model card
   cl-bench tune experiments/tuning/*.yaml          one run per YAML setting, a table of outcomes
+  cl-bench grid --strategies naive,ewc --seeds 0-4  strategies x seeds x orders x settings on Ray
 
 Results: results/<run_id>/ (config, metrics.csv, matrices, summary.json, model.pt)
 and one row per finished run in results/runs.csv. Re-running an interrupted
@@ -27,12 +28,13 @@ from cl_bench.cli.arguments import run_command
 from cl_bench.cli.check_model_command import add_check_model_command
 from cl_bench.cli.data_command import add_data_commands
 from cl_bench.cli.export_command import add_export_command
+from cl_bench.cli.grid_command import add_grid_command
 from cl_bench.cli.report_command import add_report_command
 from cl_bench.cli.train_command import build_train_parser
 from cl_bench.cli.tune_command import add_tune_command
 
 COMMANDS = {"data": add_data_commands, "check-model": add_check_model_command, "report": add_report_command,
-            "export": add_export_command, "tune": add_tune_command}
+            "export": add_export_command, "tune": add_tune_command, "grid": add_grid_command}
 
 
 def build_parser(command: str | None, prog: str | None = None) -> argparse.ArgumentParser:

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size (default 16)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON to FILE")
+    parser.add_argument("--allow-class-mismatch", action="store_true",
+                        help="evaluate a task whose data declares other class names than the model (by name) on "
+                             "the classes both have, instead of stopping with an error")
     return parser
 
 
@@ -38,6 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     """`python eval.py` (the graders' command)."""
     args = build_parser().parse_args(argv)
     return run_command(lambda: evaluate(args))
+
+
+def check_classes(task, model_classes: list[str], task_root: Path, split: str, allow_mismatch: bool) -> None:
+    """Compare the model's class names with those the split declares; a mismatch is an error,
+    or (``allow_mismatch``) a warning: the metric then covers the classes both have."""
+    declared = task.split_classes(task_root, split)
+    missing = [name for name in model_classes if name not in declared]
+    extra = [name for name in declared if name not in model_classes]
+    if not (missing or extra):
+        return
+    detail = (f"{task.title} classes of {task_root / split} differ from the model's: missing "
+              f"{', '.join(missing) or 'none'}; extra {', '.join(extra) or 'none'}")
+    if not allow_mismatch:
+        raise CLBenchError(f"{detail} (--allow-class-mismatch evaluates the classes both have)")
+    both = len(model_classes) - len(missing)
+    print(f"warning: {detail}; evaluating the {both} classes both have (--allow-class-mismatch)")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -67,6 +86,7 @@ def evaluate(args: argparse.Namespace) -> int:
     results = {}
     for label, name in enumerate(names):
         task = tasks[name]
+        check_classes(task, loaded.model.classes[name], source.roots[name], args.split, args.allow_class_mismatch)
         split = task.open_split(source.roots[name], args.split, loaded.model.classes[name])
         dataset = eval_dataset(split, label, loaded.image_size)
         metrics = evaluate_task(loaded.prepare_for(name), task, dataset, split, device, args.batch_size)

@@ -50,4 +50,5 @@ def export_command(args: argparse.Namespace) -> int:
                       for task, v in metrics["tasks"].items()))
     for check in card["constraints"]["checks"]:
         print(f"  {check['status']}  {check['name']}: {check['value']} (rule: {check['limit']})")
+    print(f"evaluate it on the data the run used: {card['evaluate']}")
     return 0

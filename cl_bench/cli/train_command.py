@@ -9,8 +9,9 @@ import yaml
 from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
 from cl_bench.config import Config
 from cl_bench.dataclass_io import from_dict, to_dict
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.schedules import get_schedule
+from cl_bench.yaml_io import load_yaml
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +52,11 @@ def apply_set(config: Config, assignments: list[str]) -> Config:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise CLBenchError(f"--set {assignment}: '{part}' is not a section")
-        node[last] = yaml.safe_load(raw)
-    return from_dict(Config, values, "--set")
+        try:
+            node[last] = load_yaml(raw)
+        except yaml.YAMLError as error:
+            raise CLBenchError(f"--set {assignment}: not a valid YAML value ({first_line(error)})") from None
+    return from_dict(Config, values, "config")
 
 
 def train_config(args: argparse.Namespace) -> Config:

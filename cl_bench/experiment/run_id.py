@@ -13,6 +13,7 @@ import yaml
 
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
+from cl_bench.yaml_io import load_yaml
 
 # run settings that do not change results, left out of the run id
 _NOT_IN_RUN_ID = {"run": ("out", "logger", "progress", "checkpoints", "device")}
@@ -40,7 +41,7 @@ def finished_with(run_dir: Path, config_text: str) -> bool:
     if not ((run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file()):
         return False
     try:
-        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+        stored = load_yaml((run_dir / "config.yaml").read_text())
     except yaml.YAMLError:
         return False
-    return isinstance(stored, dict) and result_settings(stored) == result_settings(yaml.safe_load(config_text))
+    return isinstance(stored, dict) and result_settings(stored) == result_settings(load_yaml(config_text))

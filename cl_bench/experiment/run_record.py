@@ -30,11 +30,13 @@ class RunRecord:
     order: list[str]
     classes: dict[str, list[str]]
     data: str  # where the data came from
+    evaluated_on: str  # the split the metrics are measured on (val, or the tune split)
     records: list[dict[str, Any]]  # metric records: train_exp, eval_task, metric, value
     losses: list[dict[str, Any]]  # mean loss terms: train_exp, task, term, value
     timings: list[dict[str, Any]]  # per stage: stage, task, epochs, train_s, eval_s
     params: int
     environment: dict[str, str]
+    intervals: dict[str, Any]  # per task and metric: bootstrap intervals of base, final, drop; p_pass
 
     @property
     def train_time_s(self) -> float:
@@ -53,8 +55,12 @@ class RunRecord:
         extra = {"run_id": self.run_id, "strategy": config.strategy.name, "schedule": self.schedule.name,
                  "seed": config.run.seed, "order": self.order, "params": self.params,
                  "train_time_s": self.train_time_s, "eval_time_s": float(sum(t["eval_s"] for t in self.timings)),
-                 "timings": self.timings, "data": self.data, "image_size": config.data.image_size,
-                 "classes": self.classes, "environment": self.environment}
+                 "timings": self.timings, "data": self.data, "evaluated_on": self.evaluated_on,
+                 "image_size": config.data.image_size,
+                 "classes": self.classes, "environment": self.environment,
+                 "intervals": {"confidence": config.run.confidence, "resamples": config.run.bootstrap_resamples,
+                               "unit": "val images, resampled with replacement (paired for base and final)",
+                               "tasks": self.intervals}}
         summary = results.write_run_results(run_dir, frame, self.order, extra, schedule=self.schedule)
         add_runs_row(config, summary)
         return summary

@@ -25,10 +25,11 @@ from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench import results
-from cl_bench.atomic import write_text
+from cl_bench.atomic import check_writable, remove_stale_temporaries, write_text
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.devices import environment, resolve_device
+from cl_bench.digest import sha256_file
 from cl_bench.evaluation import MultiTaskEvalMetric
 from cl_bench.experiment.checkpoints import (
     CHECKPOINT,
@@ -39,17 +40,22 @@ from cl_bench.experiment.checkpoints import (
     set_rng_state,
 )
 from cl_bench.experiment.run_id import finished_with, run_id_for
+from cl_bench.experiment.run_intervals import run_intervals
+from cl_bench.experiment.run_lock import run_lock
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
 from cl_bench.model import UnifiedModel, build_model
+from cl_bench.model.backbones import weights_file
 from cl_bench.model.weights_file import save_weights
 from cl_bench.schedules import Stage
 from cl_bench.tasks import build_tasks
 from cl_bench.training.batchnorm_policy import BatchNormPolicyPlugin
 from cl_bench.training.criterion import MultiTaskCriterion
+from cl_bench.training.finite_loss import FiniteLossPlugin
 from cl_bench.training.loss_log import MultiHeadOutputPlugin
 from cl_bench.training.lr_schedule import CosineLRPlugin, parameter_groups
 from cl_bench.training.template import MultiTaskTemplate
 from scenarios.benchmark import TaskIncrementalBenchmark, build_benchmark
+from scenarios.check import validate_data
 from strategies import StrategyContext, StrategySpec, get_strategy
 
 
@@ -89,11 +95,13 @@ def seed_everything(seed: int) -> None:
 
 
 def _loggers(config: Config, run_dir: Path) -> list:
-    """log.txt always; then tqdm bars, plain text on stdout, TensorBoard, or nothing more (``none``)."""
+    """log.txt always; then tqdm bars (plain text when stdout is not a terminal), plain text on
+    stdout, TensorBoard, or nothing more (``none``)."""
     kind = config.run.logger
     # open for the run's lifetime, line-buffered: the log can be followed live
     loggers = [TextLogger(open(run_dir / "log.txt", "a", buffering=1))]  # noqa: SIM115
-    if kind == "text" or (kind == "tqdm" and not config.run.progress):
+    bars = config.run.progress and sys.stdout.isatty()  # no carriage-return frames in a log or pipe
+    if kind == "text" or (kind == "tqdm" and not bars):
         loggers.append(TextLogger(sys.stdout))
     elif kind in ("tqdm", "tensorboard"):
         loggers.append(InteractiveLogger())
@@ -106,11 +114,14 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
              log: Callable[[str], None]) -> Run:
     """Scenario, model, plugins and the Avalanche template of a run, from its config."""
     seed_everything(config.run.seed)
+    validate_data(config.data, config.tasks, log)
     benchmark = build_benchmark(config)
-    log(f"data: {benchmark.source.description}")
+    log(f"data: {benchmark.source.description}; evaluated on {benchmark.evaluated_on}")
     tasks = build_tasks(config.tasks)
     device = resolve_device(config.run.device)
     model = build_model(config.model, benchmark.classes, tasks)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     initial_state = copy.deepcopy(model.state_dict())
 
     criterion = MultiTaskCriterion(tasks, config.train.task_weights)
@@ -119,7 +130,7 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     lr_plugin = CosineLRPlugin(lambda name: config.train.lr_per_task.get(name, config.train.lr),
                                config.train.warmup_steps)
     strategy_plugins = spec.plugins(spec.options(config.strategy.options), StrategyContext(tasks, config.run.seed))
-    plugins = [loss_log, lr_plugin, bn_policy, *strategy_plugins]
+    plugins = [loss_log, lr_plugin, bn_policy, *strategy_plugins, FiniteLossPlugin(criterion)]
     metric = MultiTaskEvalMetric(tasks, benchmark.splits["test"])
     evaluator = EvaluationPlugin(metric, loss_metrics(epoch=True, experience=True),
                                  loggers=_loggers(config, run_dir))
@@ -128,7 +139,8 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     strategy = MultiTaskTemplate(model=model, optimizer=optimizer, criterion=criterion,
                                  train_mb_size=config.train.batch_size, train_epochs=config.train.epochs,
                                  eval_mb_size=config.run.eval_batch_size, device=device, plugins=plugins,
-                                 evaluator=evaluator, eval_every=-1)
+                                 evaluator=evaluator, eval_every=-1, precision=config.train.precision,
+                                 channels_last=config.train.channels_last)
     stateful = {type(p).__name__: p for p in [*plugins, metric] if hasattr(p, "state_dict")}
     stages = spec.schedule.stages(list(benchmark.train_stream), list(benchmark.test_stream), benchmark.tasks)
     return Run(config, spec, run_id, run_dir, benchmark, model, initial_state, strategy, stages, loss_log,
@@ -153,9 +165,16 @@ def resume(run: Run, log: Callable[[str], None]) -> None:
     log(f"resuming {run.run_id} after stage {run.start}/{len(run.stages)}")
 
 
+def loader_arguments(config: Config, device: torch.device) -> dict[str, Any]:
+    """DataLoader settings: workers kept alive across epochs (they keep their image
+    cache), pinned memory when training on CUDA."""
+    workers = config.data.num_workers
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda"}
+
+
 def train_stages(run: Run, log: Callable[[str], None]) -> None:
     """Train and evaluate every stage not yet completed, checkpointing after each."""
-    config, loader_args = run.config, {"num_workers": run.config.data.num_workers}
+    config, loader_args = run.config, loader_arguments(run.config, run.strategy.device)
     for index in range(run.start, len(run.stages)):
         stage = run.stages[index]
         if stage.reset_model:
@@ -182,21 +201,43 @@ def finish(run: Run) -> dict[str, Any]:
     save_weights(run.model, run.run_dir / "model.pt", config.data.image_size, config.tasks,
                  meta={"run_id": run.run_id, "strategy": run.spec.name, "order": ",".join(benchmark.tasks)},
                  bn_stats=run.bn_policy.per_task or None)
+    intervals = {} if not config.run.bootstrap_resamples else run_intervals(
+        run.metric, build_tasks(config.tasks), benchmark.splits["test"], run.spec.schedule, benchmark.tasks,
+        resamples=config.run.bootstrap_resamples, confidence=config.run.confidence, seed=config.run.seed,
+        threshold_pct=results.DEFAULT_THRESHOLD_PCT)
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
-                       benchmark.source.description, run.metric.records, run.loss_log.history, run.timings,
-                       run.model.parameter_counts()["total"], environment(run.strategy.device))
+                       benchmark.source.description, benchmark.evaluated_on, run.metric.records,
+                       run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
+                       {**environment(run.strategy.device), **backbone_provenance(config)}, intervals)
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary
 
 
+def backbone_provenance(config: Config) -> dict[str, str]:
+    """The local backbone weights file a run started from and its sha256 (empty for none / imagenet)."""
+    if config.model.backbone_weights in ("none", "imagenet", ""):
+        return {}
+    path = weights_file(config.model.backbone, config.model.backbone_weights)
+    return {"backbone_weights_file": str(path.resolve()), "backbone_weights_sha256": sha256_file(path)}
+
+
 def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOutcome:
     """Train and evaluate one strategy; results go to ``config.run.out/<run_id>/``.
-    A run already finished with the same settings is skipped."""
+    A run already finished with the same settings is skipped; a run another process
+    holds is refused (``run_lock``)."""
     spec = get_strategy(config.strategy.name)
     spec.options(config.strategy.options)  # bad options stop here, before any work
     run_id = run_id_for(config)
-    run_dir = Path(config.run.out) / run_id
+    run_dir = check_writable(Path(config.run.out) / run_id)
+    with run_lock(run_dir):
+        for stale in remove_stale_temporaries(run_dir):
+            log(f"removed {stale}, left by a run stopped while writing")
+        return _run_locked(config, spec, run_id, run_dir, log)
+
+
+def _run_locked(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
+                log: Callable[[str], None]) -> RunOutcome:
     config_text = yaml.safe_dump(to_dict(config), sort_keys=False)
     if finished_with(run_dir, config_text):
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -207,8 +248,8 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
                 f"{run_dir / 'summary.json'}")
         log(f"run {run_id} already finished with this config: skipped ({run_dir / 'summary.json'})")
         return RunOutcome(run_id, run_dir, summary, skipped=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", config_text)
+    provenance = "".join(f"# {key}: {value}\n" for key, value in backbone_provenance(config).items())
+    write_text(run_dir / "config.yaml", config_text + provenance)
 
     run = assemble(config, spec, run_id, run_dir, log)
     resume(run, log)

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class Backbone(nn.Module):
         return c16, (self.stage32(c16) if self.stage32 is not None else None)
 
 
-def _weights_file(name: str, value: str) -> Path:
+def weights_file(name: str, value: str) -> Path:
+    """The local state_dict file ``--backbone-weights`` names for backbone ``name``: the file
+    itself, or the first ``<name>*.pth`` / ``*.pt`` of a folder."""
     path = Path(value).expanduser()
     if path.is_dir():
         matches = sorted(p for p in path.iterdir() if p.name.startswith(name) and p.suffix in (".pth", ".pt"))
@@ -65,10 +67,12 @@ def _weights_file(name: str, value: str) -> Path:
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    if path.stat().st_size == 0:
+        raise CLBenchError(f"{path}: empty file (0 bytes), not a backbone weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file
-        raise CLBenchError(f"{path}: not a loadable weights file ({str(error).splitlines()[0][:120]})") from None
+        raise CLBenchError(f"{path}: not a loadable weights file ({first_line(error)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -90,7 +94,7 @@ def _download_imagenet(name: str, spec: BackboneSpec) -> nn.Module:
         state = torch.hub.load_state_dict_from_url(imagenet_url(name), map_location="cpu", check_hash=True,
                                                    weights_only=True, progress=True)
     except Exception as error:
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
+        reason = f"{type(error).__name__}: {first_line(error, 80)}"
         raise CLBenchError(
             f"cannot download ImageNet weights for {name} from {imagenet_url(name)} ({reason}); either go online, "
             f"or pass a local file with --backbone-weights FILE (a torchvision state_dict, or a folder holding "
@@ -116,7 +120,7 @@ def build_backbone(name: str, weights: str = "none", with_stride32: bool = True)
     elif weights == "imagenet":
         network = _download_imagenet(name, spec)
     else:
-        path = _weights_file(name, weights)
+        path = weights_file(name, weights)
         network = spec.constructor()
         state = load_state_dict_file(path)
         try:

@@ -48,7 +48,7 @@ def is_single_branch(head: nn.Module) -> bool:
 
 class UnifiedModel(nn.Module):
     """``forward(x)`` returns a dict view of the one head output, one entry per
-    task in ``classes``: ``det`` [B, 5+C_det, H/16, W/16], ``seg`` [B, C_seg, H, W]
+    task in ``classes``: ``det`` [B, 5+C_det, H/16, W/16], ``seg`` [B, C_seg, H/s, W/s]
     (upsampled), ``cls`` [B, C_cls]."""
 
     def __init__(self, config: ModelConfig, classes: dict[str, list[str]], tasks: dict[str, Task]):

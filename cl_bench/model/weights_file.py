@@ -4,15 +4,16 @@ class lists + task options + preprocessing, loadable with ``weights_only=True``.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cl_bench.atomic import atomic_path
+from cl_bench.atomic import write_bytes
 from cl_bench.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from cl_bench.dataclass_io import from_dict, to_dict
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.model.batchnorm_stats import load_stats
 from cl_bench.model.unified import UnifiedModel, build_model
 from cl_bench.tasks import build_tasks, task_options
@@ -38,8 +39,9 @@ def save_weights(model: UnifiedModel, path: str | Path, image_size: int, tasks: 
         "bn_stats": bn_stats or {},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
     return Path(path)
 
 
@@ -63,10 +65,12 @@ def load_weights(path: str | Path, device: str = "cpu") -> LoadedWeights:
     path = Path(path)
     if not path.is_file():
         raise CLBenchError(f"{path}: weights file not found")
+    if path.stat().st_size == 0:
+        raise CLBenchError(f"{path}: empty file (0 bytes), not a weights file; export it again")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CLBenchError(f"{path}: not a readable weights file ({str(error).splitlines()[0][:100]})") from None
+        raise CLBenchError(f"{path}: not a readable weights file ({first_line(error)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CLBenchError(f"{path}: not a cl_bench weights file (export one with `run_bench.py export`)")
     try:

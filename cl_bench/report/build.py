@@ -60,7 +60,8 @@ def make_figures(results: Results, tables: dict[str, Table], latency: Latency | 
     threshold = results.threshold_pct
     figures: dict[str, list[FigureRef]] = {
         "final": [FigureRef("Final metrics", plots.final_bars(runs, palette, folder / "final_metrics.png"),
-                            "Final value of each metric per strategy; error bars ± std over seeds, dots single runs.")],
+                            "Final value of each metric per strategy; error bars: 95 % t interval over seeds (a "
+                            "single run: its bootstrap interval over val images, dotted), dots: single runs.")],
         "stages": [FigureRef("Metrics across stages", plots.stage_lines(stage_values(results), palette,
                                                                          folder / "stages.png"),
                              "Each task's primary metric after every training stage; dashed lines: references.")],

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,19 +12,21 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
 from cl_bench.schedules import get_schedule
 from cl_bench.tasks import reported_metrics
+from cl_bench.yaml_io import load_yaml
 
 # Settings that split a strategy into separate groups when they vary across runs.
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
 
 
 def _numeric_columns() -> list[str]:
-    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
+    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct", "p_pass",
             *[f"{part}_{m}" for m in reported_metrics()
-              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass")]]
+              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass", "p_pass")],
+            *[f"ci_{part}_{m}_{end}" for m in reported_metrics() for part in INTERVAL_PARTS for end in ("lo", "hi")]]
 
 
 @dataclass
@@ -48,14 +51,30 @@ class Results:
         return float(self.runs["threshold_pct"].max())
 
 
+INTERVAL_PARTS = ("base", "final", "drop_rel_pct")  # the per-run bootstrap intervals a report shows
+
+
 def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's per-metric drops and verdicts, and its bootstrap intervals (``ci_<part>_<metric>_lo/hi``,
+    ``p_pass_<metric>``; NaN for runs recorded without them). ``p_pass``: the probability that every
+    task passes, the product of the primary metrics' (tasks are evaluated on separate images)."""
     row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
                            "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
+    intervals = summary.get("intervals", {}).get("tasks", {})
+    p_all = 1.0
     for metric, (task, part) in reported_metrics().items():
         values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task, {})
         row[f"drop_rel_pct_{metric}"] = values.get("drop_rel_pct")
         row[f"drop_abs_pts_{metric}"] = values.get("drop_abs_pts")
         row[f"pass_{metric}"] = None if "pass_rel" not in values else float(values["pass_rel"])
+        ci = intervals.get(task, {}).get(metric, {})
+        for name in INTERVAL_PARTS:
+            low, high = ci.get(name) or (None, None)
+            row[f"ci_{name}_{metric}_lo"], row[f"ci_{name}_{metric}_hi"] = low, high
+        row[f"p_pass_{metric}"] = ci.get("p_pass")
+        if part == "primary":
+            p_all = p_all * ci["p_pass"] if ci.get("p_pass") is not None else math.nan
+    row["p_pass"] = p_all
     return row
 
 
@@ -80,13 +99,13 @@ def load_results(root: str | Path) -> Results:
         run_id = row["run_id"]
         try:
             summary = json.loads((root / run_id / "summary.json").read_text())
-            config = yaml.safe_load((root / run_id / "config.yaml").read_text())
+            config = load_yaml((root / run_id / "config.yaml").read_text())
         except OSError as error:
             warnings.append(f"run {run_id} left out: {error.filename}: {error.strerror}")
             continue
         except (ValueError, yaml.YAMLError) as error:
             warnings.append(f"run {run_id} left out: unreadable summary.json or config.yaml "
-                            f"({str(error).splitlines()[0]})")
+                            f"({first_line(error)})")
             continue
         summaries[run_id], configs[run_id] = summary, config
         rows.append({**row, **_per_metric(summary)})
@@ -113,7 +132,7 @@ def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kwargs)
     except (OSError, ValueError) as error:
-        raise CLBenchError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+        raise CLBenchError(f"{path}: unreadable ({first_line(error)})") from None
 
 
 def run_matrix(results: Results, run_id: str, kind: str = "matrix") -> pd.DataFrame:

@@ -6,8 +6,8 @@ The run is named (``--run RUN_ID``) or picked by ``selection.select_run``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,24 +15,38 @@ from typing import Any
 import torch
 
 from cl_bench.atomic import atomic_path, write_text
+from cl_bench.config import DataConfig
 from cl_bench.devices import describe
+from cl_bench.digest import sha256_file
 from cl_bench.errors import CLBenchError
 from cl_bench.model.challenge_rules import check_model
 from cl_bench.model.weights_file import load_weights
 from cl_bench.report.collect import Results
 from cl_bench.report.selection import SELECTION_RULE
+from scenarios.layout import DEFAULT_DATA_ROOT, SYNTHETIC_ROOT
+from scenarios.synthetic import synthetic_path
 
 
 def card_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.card.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def eval_command(config: dict[str, Any], source: str, out: Path) -> str:
+    """The eval.py command that evaluates ``out`` on the data (and split) the run with ``config`` used
+    (``source``: the run's data description, summary.json's ``data``)."""
+    data = {**dataclasses.asdict(DataConfig()), **config.get("data", {})}
+    defaults = DataConfig()
+    synthetic_settings = ("synthetic_seed", "synthetic_size", "synthetic_train")
+    if "synthetic default (" in source:
+        if all(data[key] == getattr(defaults, key) for key in synthetic_settings):
+            root = SYNTHETIC_ROOT
+        else:
+            root = str(synthetic_path(data["synthetic_seed"], data["synthetic_size"], data["synthetic_train"]))
+    else:
+        root = data["root"] or str(DEFAULT_DATA_ROOT)
+    roots = "".join(f" --{task}-root {shlex.quote(str(path))}" for task, path in data["roots"].items())
+    split = "" if data["test_split"] == "val" else f" --split {shlex.quote(data['test_split'])}"
+    return f"python eval.py --weights {shlex.quote(str(out))} --data_root {shlex.quote(root)}{roots} --tasks all{split}"
 
 
 def export_run(results: Results, run_id: str, out: Path, selection: str, device: torch.device | None) -> dict[str, Any]:
@@ -53,8 +67,8 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
     summary = results.summaries[run_id]
     card = {
         "weights": out.name,
-        "sha256": _sha256(out),
-        "evaluate": f"python eval.py --weights {out} --data_root DATA --tasks all",
+        "sha256": sha256_file(out),
+        "evaluate": eval_command(results.configs[run_id], str(summary.get("data", "")), out),
         "source_run": {"run_id": run_id, "run_dir": str(results.root / run_id), "strategy": summary.get("strategy"),
                        "schedule": summary.get("schedule"), "seed": summary.get("seed"), "order": summary.get("order"),
                        "data": summary.get("data"), "image_size": summary.get("image_size")},
@@ -64,6 +78,8 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
         "metrics": {key: summary.get(key) for key in ("threshold_pct", "pass_definition", "pass", "pass_abs_all",
                                                       "bwt", "mean_normalised_final", "metrics", "tasks")},
         "secondary_metrics": {key: summary.get("secondary", {}).get(key) for key in ("metrics", "tasks")},
+        "backbone_weights": {key: value for key, value in summary.get("environment", {}).items()
+                             if key.startswith("backbone_weights")},
         "params": summary.get("params"),
         "train_time_s": summary.get("train_time_s"),
         "constraints": {"device": describe(device) if device is not None else None,

@@ -148,6 +148,7 @@ def report_markdown(results: Results, tables: dict[str, Table], figures: dict[st
         figure_section(figures["final"], out),
         *(table_section(t, keys, "####") for name, t in tables.items() if name.startswith("metric_")),
         figure_section(figures["drops"] + figures["stages"], out),
+        table_section(tables["paired"], 2),
         "### Result matrices per strategy\n\n" + figure_section(figures["matrices"], out),
         "### Training loss\n\n" + (figure_section(figures["losses"], out) or "No losses.csv in the runs.\n\n"),
         table_section(tables["constraints"], keys),

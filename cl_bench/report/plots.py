@@ -1,8 +1,10 @@
 """Report figures (seaborn on matplotlib's Agg canvas, no pyplot state): each function writes one PNG
 and returns its path.
 
-Every group (strategy label) keeps one colour across figures; error bars are
-± std over seeds (ddof = 1), dots are single runs.
+Every group (strategy label) keeps one colour across figures; error bars of metrics are
+95 % Student's t intervals of the mean over seeds (``seed_interval``; single
+runs add their bootstrap interval over val images in the final-metrics figure),
+dots are single runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from cl_bench.atomic import atomic_path
+from cl_bench.bootstrap import seed_summary
 from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
 from cl_bench.results import primary_metrics
 from cl_bench.tasks import metric_label, reported_metrics
@@ -95,19 +98,34 @@ def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.
     return _save(fig, path)
 
 
+def seed_interval(values: pd.Series) -> tuple[float, float]:
+    """Error bars: Student's t interval of the mean over seeds (a single value: none)."""
+    summary = seed_summary(values.tolist())
+    return summary.ci if summary.ci is not None else (summary.mean, summary.mean)
+
+
 def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
-    """Final value of each metric per group: bars = mean, error bars = std, dots = runs."""
+    """Final value of each metric per group: bars = mean, error bars = 95 % t interval over seeds
+    (a single run: its bootstrap interval over val images, dotted, when it recorded one), dots = runs."""
     labels = list(palette)
     fig, axes = _figure(len(reported_metrics()), 3.0 * len(reported_metrics()), 3.4)
     for ax, (metric, (task, _)) in zip(axes, reported_metrics().items()):
         column = f"final_{metric}"
         sns.barplot(data=runs, x="label", y=column, hue="label", order=labels, hue_order=labels, palette=palette,
-                    errorbar="sd", capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+                    errorbar=seed_interval, capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
         sns.stripplot(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
+        for x, label in enumerate(labels):
+            single = runs[runs["label"] == label]
+            low, high = (f"ci_final_{metric}_lo", f"ci_final_{metric}_hi")
+            if len(single) == 1 and low in single and single[[low, high]].notna().all(axis=None):
+                value = single[column].iloc[0]
+                ax.errorbar(x, value, yerr=[[value - single[low].iloc[0]], [single[high].iloc[0] - value]],
+                            fmt="none", ecolor="black", capsize=4, linewidth=1.2, linestyle=":")
         ax.set(title=f"{metric_label(metric)} ({task})", xlabel="", ylabel="final value" if ax is axes[0] else "")
         ax.set_xticks([])
         ax.set_ylim(bottom=0)
-    fig.suptitle("Final metrics after the last experience (bars: mean, error bars: ± std over seeds, dots: runs)")
+    fig.suptitle("Final metrics after the last experience (bars: mean; error bars: 95 % interval, over seeds or, "
+                 "for a single run, over val images; dots: runs)")
     fig.tight_layout()
     _legend(fig, _patches(palette, labels))
     return _save(fig, path)
@@ -125,7 +143,8 @@ def drop_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: 
         long = continual.melt(id_vars=["label", "seed"], value_vars=[f"{part}_{m}" for m in primary.values()],
                               var_name="task", value_name="drop")
         long["task"] = long["task"].map({f"{part}_{m}": f"{t} ({metric_label(m)})" for t, m in primary.items()})
-        sns.barplot(data=long, x="task", y="drop", hue="label", hue_order=labels, palette=palette, errorbar="sd",
+        sns.barplot(data=long, x="task", y="drop", hue="label", hue_order=labels, palette=palette,
+                    errorbar=seed_interval,
                     capsize=0.15, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
         ax.axhline(threshold_pct, color="crimson", linestyle="--", linewidth=1.2)
         ax.axhline(0, color="black", linewidth=0.8)
@@ -138,7 +157,7 @@ def drop_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: 
                ylabel=ylabel + scale)
         ax.legend(handles=[Line2D([], [], color="crimson", linestyle="--", label=line)], loc="best", fontsize=8)
     fig.suptitle("Forgetting per task (continual runs; > 0: worse than right after training the task; "
-                 "error bars: ± std over seeds)")
+                 "error bars: 95 % t interval over seeds)")
     fig.tight_layout()
     _legend(fig, _patches(palette, labels))
     return _save(fig, path)
@@ -164,13 +183,13 @@ def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
         rows = continual[continual["task"] == task]
         if not rows.empty:
             sns.lineplot(data=rows, x="stage", y="value", hue="label", palette=palette, marker="o",
-                         errorbar="sd", err_style="bars", legend=False, ax=ax)
+                         errorbar=seed_interval, err_style="bars", legend=False, ax=ax)
         for label, value in reference[reference["task"] == task].groupby("label", sort=False)["value"].mean().items():
             ax.axhline(value, color=palette[label], linestyle="--", linewidth=1.4)
         _stage_ticks(ax, names)
         ax.set(title=f"{task}: {metric_label(primary_metrics()[task])}", xlabel="after training stage",
                ylabel="value" if task == tasks[0] else "")
-    fig.suptitle("Each task's primary metric across training stages (error bars: ± std over seeds; "
+    fig.suptitle("Each task's primary metric across training stages (error bars: 95 % t interval over seeds; "
                  "dashed: references)")
     fig.tight_layout()
     handles = [Line2D([], [], color=palette[label], marker="o", label=label)

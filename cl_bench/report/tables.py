@@ -1,7 +1,11 @@
-"""Report tables: the runs grouped by strategy (and the settings that vary), mean ± std over seeds.
+"""Report tables: the runs grouped by strategy (and the settings that vary), mean ± std over seeds,
+each number with its interval.
 
-Each ``Table`` holds the numbers (``data``, written as CSV: ``<column>_mean`` and
-``<column>_std``) and their formatted view (``view``, written as markdown).
+Each ``Table`` holds the numbers (``data``, written as CSV: ``<column>_mean``,
+``<column>_std``, ``<column>_lo`` and ``<column>_hi``) and their formatted view
+(``view``, written as markdown). Intervals: for a group of several runs, Student's
+t interval of the mean over seeds; for a single run, its bootstrap interval over
+val images (recorded by the run; runs recorded before intervals show none).
 """
 
 from __future__ import annotations
@@ -11,16 +15,23 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cl_bench.bootstrap import format_interval, format_pass, paired_difference, seed_summary
 from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
 from cl_bench.report.collect import Results
 from cl_bench.tasks import metric_label, reported_metrics
 
-STD_NOTE = "mean ± std over seeds (pandas `std`, ddof = 1; a single run shows its value only)"
+STD_NOTE = ("mean ± std over seeds (ddof = 1) [95 % interval: Student's t interval of the mean over seeds; for a "
+            "single run, the run's percentile bootstrap over val images, 200 resamples, when it recorded one]")
+
+
+def _interval_columns() -> list[str]:
+    """The numbers that get an interval: the metrics and what is derived from them."""
+    return ["bwt", "mean_normalised_final",
+            *[f"{part}_{m}" for m in reported_metrics() for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
 
 
 def _stat_columns() -> list[str]:
-    return ["bwt", "mean_normalised_final", "train_time_s", "params",
-            *[f"{part}_{m}" for m in reported_metrics() for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
+    return [*_interval_columns(), "train_time_s", "params"]
 
 
 @dataclass
@@ -42,18 +53,37 @@ class Latency:
     passes: int
 
 
+def _interval(values: pd.Series, runs: pd.DataFrame, column: str) -> tuple[float, float]:
+    """The t interval of the mean over a group's runs, or a single run's bootstrap interval."""
+    values = values.dropna()
+    if len(values) > 1:
+        return seed_summary(values.tolist()).ci
+    lo, hi = f"ci_{column}_lo", f"ci_{column}_hi"
+    if len(runs) == 1 and lo in runs:
+        return float(runs[lo].iloc[0]), float(runs[hi].iloc[0])
+    return math.nan, math.nan
+
+
 def aggregate(results: Results) -> pd.DataFrame:
-    """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates, the longest
-    train time and ``<stat>_mean`` / ``<stat>_std`` of every reported number."""
+    """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates (and the mean
+    bootstrap probability of passing), the longest train time and ``<stat>_mean`` / ``_std`` /
+    ``_lo`` / ``_hi`` of every reported number."""
     grouped = results.runs.groupby("label", sort=False)
     stats = grouped[_stat_columns()].agg(["mean", "std"])
     stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
+    bounds = {}
+    for label, runs in grouped:
+        bounds[label] = {}
+        for column in _interval_columns():
+            lo, hi = _interval(runs[column], runs, column)
+            bounds[label][f"{column}_lo"], bounds[label][f"{column}_hi"] = lo, hi
     head = grouped.agg(**{key: (key, "first") for key in results.keys}, schedule=("schedule", "first"),
                        reference=("reference", "first"), n_runs=("run_id", "size"),
                        seeds=("seed", lambda s: ",".join(str(int(v)) for v in sorted(s))),
-                       pass_rate=("pass", "mean"), train_time_s_max=("train_time_s", "max"),
-                       **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in reported_metrics()})
-    return head.join(stats).reset_index()
+                       pass_rate=("pass", "mean"), p_pass=("p_pass", "mean"), train_time_s_max=("train_time_s", "max"),
+                       **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in reported_metrics()},
+                       **{f"p_pass_{m}": (f"p_pass_{m}", "mean") for m in reported_metrics()})
+    return head.join(stats).join(pd.DataFrame.from_dict(bounds, orient="index")).reset_index()
 
 
 def _number(value: float, fmt: str) -> str:
@@ -61,17 +91,33 @@ def _number(value: float, fmt: str) -> str:
 
 
 def mean_std(frame: pd.DataFrame, column: str, fmt: str, scale: float = 1.0) -> pd.Series:
-    """``"mean ± std"`` strings of ``column_mean`` / ``column_std`` (std left out when NaN)."""
-    def cell(mean: float, std: float) -> str:
-        if math.isnan(mean) or math.isnan(std):
-            return _number(mean * scale, fmt)
-        return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
-    return pd.Series([cell(m, s) for m, s in zip(frame[f"{column}_mean"], frame[f"{column}_std"])], index=frame.index)
+    """``"mean ± std [lo, hi]"`` strings of ``column_mean`` / ``_std`` / ``_lo`` / ``_hi`` (std left out
+    when NaN, the interval when there is none)."""
+    def cell(mean: float, std: float, lo: float, hi: float) -> str:
+        if math.isnan(mean):
+            return "–"
+        if math.isnan(lo) or math.isnan(hi):
+            return _number(mean * scale, fmt) if math.isnan(std) else f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
+        interval = format_interval(mean * scale, lo * scale, hi * scale, fmt)
+        return interval if math.isnan(std) else interval.replace(" [", f" ± {std * scale:{fmt}} [", 1)
+    missing = pd.Series(math.nan, index=frame.index)
+    parts = [frame.get(f"{column}_{stat}", missing) for stat in ("mean", "std", "lo", "hi")]
+    return pd.Series([cell(*values) for values in zip(*parts)], index=frame.index)
 
 
-def _pass_rate(frame: pd.DataFrame, column: str) -> pd.Series:
-    return pd.Series(["by construction" if ref else "–" if math.isnan(rate) else f"{100 * rate:.0f} %"
-                      for ref, rate in zip(frame["reference"], frame[column])], index=frame.index)
+def _pass_rate(frame: pd.DataFrame, column: str, p_column: str) -> pd.Series:
+    """``pass (p = 0.93)`` for a single run, ``67 % (p = 0.71)`` for a group; ``p``: the bootstrap
+    probability of passing (the mean over the group's runs), left out for runs recorded without it."""
+    def cell(reference: bool, n: int, rate: float, p: float) -> str:
+        if reference:
+            return "by construction"
+        if math.isnan(rate):
+            return "–"
+        if n == 1:
+            return format_pass(bool(rate), p) if not math.isnan(p) else ("pass" if rate else "fail")
+        return f"{100 * rate:.0f} %" + ("" if math.isnan(p) else f" (p = {p:.2f})")
+    return pd.Series([cell(*values) for values in zip(frame["reference"], frame["n_runs"], frame[column],
+                                                      frame[p_column])], index=frame.index)
 
 
 def _keys(frame: pd.DataFrame, results: Results) -> pd.DataFrame:
@@ -81,7 +127,7 @@ def _keys(frame: pd.DataFrame, results: Results) -> pd.DataFrame:
 
 
 def _numbers(frame: pd.DataFrame, results: Results, columns: list[str]) -> pd.DataFrame:
-    stats = [f"{c}_{s}" for c in columns for s in ("mean", "std") if f"{c}_{s}" in frame]
+    stats = [f"{c}_{s}" for c in columns for s in ("mean", "std", "lo", "hi") if f"{c}_{s}" in frame]
     return frame[[*results.keys, "schedule", "n_runs", *[c for c in columns if c in frame], *stats]]
 
 
@@ -89,15 +135,18 @@ def overview_table(frame: pd.DataFrame, results: Results) -> Table:
     view = _keys(frame, results)
     view["runs"] = frame["n_runs"].astype(str)
     view["seeds"] = frame["seeds"]
-    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, "pass_rate")
+    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, "pass_rate", "p_pass")
     view["BWT"] = mean_std(frame, "bwt", ".4f")
     view["mean normalised final"] = mean_std(frame, "mean_normalised_final", ".3f")
     view["train time (s)"] = mean_std(frame, "train_time_s", ".1f")
     view["parameters (M)"] = mean_std(frame, "params", ".3f", 1e-6)
-    data = _numbers(frame, results, ["seeds", "pass_rate", "bwt", "mean_normalised_final", "train_time_s", "params"])
+    data = _numbers(frame, results, ["seeds", "pass_rate", "p_pass", "bwt", "mean_normalised_final", "train_time_s",
+                                     "params"])
     return Table("overview", "Overview", data, view,
-                 f"{STD_NOTE}. Pass rate: share of runs where every task passes. BWT = mean over all but the last "
-                 "task of (final − base); mean normalised final = mean over tasks of final / base.")
+                 f"{STD_NOTE}. Pass rate: share of runs where every task passes; p: the bootstrap probability "
+                 "that every task passes (product over tasks, each resampled over its own val images; mean over "
+                 "the group's runs). BWT = mean over all but the last task of (final − base); mean normalised "
+                 "final = mean over tasks of final / base.")
 
 
 def final_table(frame: pd.DataFrame, results: Results) -> Table:
@@ -116,9 +165,9 @@ def metric_table(frame: pd.DataFrame, results: Results, metric: str) -> Table:
     view["final"] = mean_std(frame, f"final_{metric}", ".4f")
     view["drop (rel. %)"] = mean_std(frame, f"drop_rel_pct_{metric}", ".1f")
     view["drop (abs. pts)"] = mean_std(frame, f"drop_abs_pts_{metric}", ".2f")
-    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, f"pass_rate_{metric}")
+    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, f"pass_rate_{metric}", f"p_pass_{metric}")
     columns = [f"{part}_{metric}" for part in ("base", "final", "drop_rel_pct", "drop_abs_pts")]
-    data = _numbers(frame, results, [*columns, f"pass_rate_{metric}"])
+    data = _numbers(frame, results, [*columns, f"pass_rate_{metric}", f"p_pass_{metric}"])
     return Table(f"metric_{metric}", f"{metric_label(metric)} ({task})", data, view,
                  f"{STD_NOTE}. Base: right after training on {task}; final: after the last experience; "
                  "drop (rel.) = (base − final) / base × 100, drop (abs.) = (base − final) × 100 points.")
@@ -148,6 +197,36 @@ def constraint_table(frame: pd.DataFrame, results: Results, latency: Latency | N
                  where + "Train time: sum of the training stages of one run (evaluation excluded).")
 
 
+def paired_table(results: Results) -> Table:
+    """Each pair of continual groups run with at least two common seeds: the mean paired
+    difference (first minus second) of the mean normalised final and of each final primary
+    metric, with its t interval over the common seeds."""
+    continual = results.runs[~results.runs["reference"]]
+    measures = {"mean normalised final": "mean_normalised_final",
+                **{f"{metric_label(m)} ({t}) final": f"final_{m}" for m, (t, part) in reported_metrics().items()
+                   if part == "primary"}}
+    rows, cells = [], []
+    labels = list(dict.fromkeys(continual["label"]))
+    for i, first in enumerate(labels):
+        for second in labels[i + 1:]:
+            a, b = (continual[continual["label"] == label].set_index("seed") for label in (first, second))
+            seeds = sorted(set(a.index) & set(b.index))
+            if len(seeds) < 2:
+                continue
+            row = {"first": first, "second": second, "seeds": ",".join(str(int(s)) for s in seeds)}
+            cell = dict(row)
+            for name, column in measures.items():
+                diff = paired_difference(a.loc[seeds, column].tolist(), b.loc[seeds, column].tolist())
+                row.update({f"{column}_diff": diff.mean, f"{column}_lo": diff.ci[0], f"{column}_hi": diff.ci[1]})
+                cell[f"Δ {name}"] = format_interval(diff.mean, *diff.ci, ".4f")
+            rows.append(row)
+            cells.append(cell)
+    view = pd.DataFrame(cells) if cells else pd.DataFrame({"first": [], "second": [], "seeds": []})
+    return Table("paired", "Paired comparison over common seeds", pd.DataFrame(rows), view,
+                 "Δ = first − second, averaged over the seeds both were run with, [95 % Student's t interval of the "
+                 "mean paired difference]; an interval that contains 0 does not tell the two apart.")
+
+
 def runs_table(results: Results) -> Table:
     runs = results.runs
     data = runs[["run_id", "strategy", "seed", "schedule", "pass", "mean_normalised_final", "bwt", "train_time_s",
@@ -165,5 +244,5 @@ def runs_table(results: Results) -> Table:
 def build_tables(results: Results, latency: Latency | None) -> list[Table]:
     frame = aggregate(results)
     return [overview_table(frame, results), final_table(frame, results),
-            *[metric_table(frame, results, m) for m in reported_metrics()], constraint_table(frame, results, latency),
-            runs_table(results)]
+            *[metric_table(frame, results, m) for m in reported_metrics()], paired_table(results),
+            constraint_table(frame, results, latency), runs_table(results)]

@@ -83,5 +83,15 @@ def get_task(name: str) -> Task:
     raise ValueError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
 
 
+def task_key(name: str, where: str) -> str:
+    """The short name of a task named by its short or long name (a per-task setting's key);
+    an unknown name is a CLBenchError naming ``where`` and the known ones."""
+    try:
+        return get_task(str(name)).name
+    except ValueError:
+        known = ", ".join(f"{task.name} ({task.title})" for task in TASKS.values())
+        raise CLBenchError(f"{where}: unknown task '{name}' (known: {known})") from None
+
+
 __all__ = ["TASKS", "DEFAULT_ORDER", "Task", "build_tasks", "default_order", "get_task", "head_layout",
-           "metric_label", "register_task", "reported_metrics", "task_options"]
+           "metric_label", "register_task", "reported_metrics", "task_key", "task_options"]

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from cl_bench.bootstrap import Statistic
+
 if TYPE_CHECKING:
     from cl_bench.tasks.batch import TaskTargets
     from scenarios.common import TaskSplit
@@ -23,12 +25,19 @@ if TYPE_CHECKING:
 
 class TaskMetric:
     """Accumulates one task's predictions over a split; ``result()`` gives
-    ``{metric name: value}`` with the task's primary metric first."""
+    ``{metric name: value}`` with the task's primary metric first, and
+    ``samples()`` the per-image evidence the bootstrap resamples."""
 
     def update(self, output: torch.Tensor, targets: TaskTargets) -> None:
         raise NotImplementedError
 
     def result(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def samples(self) -> dict[str, Any]:
+        """Per-image evidence: ``index`` (the evaluated dataset indices, sorted) and what
+        the task needs per image, in that order (tensors, lists and numbers: a checkpoint
+        keeps it); ``Task.statistics`` turns it back into metrics."""
         raise NotImplementedError
 
 
@@ -65,6 +74,10 @@ class Task:
         """The class list shared by every split, read from the training split
         (``requested``: the configured list, checked against the data)."""
         return self.split_type.resolve_classes(task_root, train_split, requested)
+
+    def split_classes(self, task_root: Path, split: str) -> list[str]:
+        """The class names a split itself declares (eval.py compares them by name with a model's)."""
+        return self.split_type.resolve_classes(task_root, split, None)
 
     def placeholder_classes(self) -> list[str]:
         """Class names of a model built without data."""
@@ -114,6 +127,11 @@ class Task:
         raise NotImplementedError
 
     def metric(self, split: TaskSplit) -> TaskMetric:
+        raise NotImplementedError
+
+    def statistics(self, samples: dict[str, Any], split: TaskSplit) -> dict[str, Statistic]:
+        """Each metric as a function of a resample of the evaluated images (indices into
+        ``samples``' image order, repeats allowed): what the bootstrap intervals resample."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cl_bench.metrics import top_k_correct
+from cl_bench.bootstrap import Statistic, mean_statistic
+from cl_bench.dataclass_io import PROBABILITY, setting
+from cl_bench.metrics import top_k_hits
 from cl_bench.tasks.base import Task, TaskMetric, kl_divergence
 from scenarios.imagenette import ImagenetteSplit
 
@@ -17,22 +19,32 @@ from scenarios.imagenette import ImagenetteSplit
 class ClsOptions:
     """Classification: cross-entropy, optional label smoothing."""
 
-    label_smoothing: float = 0.0
+    label_smoothing: float = setting(0.0, allowed=PROBABILITY)
 
 
 class ClassificationMetric(TaskMetric):
     def __init__(self):
         self.top1 = self.top5 = self.count = 0
+        self.per_image: dict[int, tuple[bool, bool]] = {}
 
     def update(self, output: torch.Tensor, targets) -> None:
         labels = targets["label"].to(output.device)
-        self.top1 += top_k_correct(output, labels, 1)
-        self.top5 += top_k_correct(output, labels, 5)
+        top1, top5 = top_k_hits(output, labels, 1), top_k_hits(output, labels, 5)
+        self.top1 += int(top1.sum())
+        self.top5 += int(top5.sum())
         self.count += len(labels)
+        for index, hit1, hit5 in zip(targets.index.tolist(), top1.tolist(), top5.tolist()):
+            self.per_image[index] = (hit1, hit5)
 
     def result(self) -> dict[str, float]:
         n = max(self.count, 1)
         return {"top1": self.top1 / n, "top5": self.top5 / n}
+
+    def samples(self) -> dict[str, Any]:
+        """Whether each image's label is the top-1 and among the top-5 predictions."""
+        indices = sorted(self.per_image)
+        return {"index": indices, "top1": [float(self.per_image[i][0]) for i in indices],
+                "top5": [float(self.per_image[i][1]) for i in indices]}
 
 
 class ClassificationTask(Task):
@@ -67,3 +79,7 @@ class ClassificationTask(Task):
 
     def metric(self, split: ImagenetteSplit) -> ClassificationMetric:
         return ClassificationMetric()
+
+    def statistics(self, samples: dict[str, Any], split: ImagenetteSplit) -> dict[str, Statistic]:
+        """Top-1 and Top-5: means of per-image hits."""
+        return {metric: mean_statistic(samples[metric]) for metric in self.metrics}

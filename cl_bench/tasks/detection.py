@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from cl_bench.bootstrap import Statistic, coco_statistic
+from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, PROBABILITY, setting
 from cl_bench.metrics import coco_map
 from cl_bench.tasks import det_codec
 from cl_bench.tasks.base import Task, TaskMetric
@@ -24,17 +26,18 @@ SIZE_PRIOR = 0.1  # boxes start a tenth of the input wide and high (COCO objects
 class DetOptions:
     """Detection: anchor-free centre assignment on the stride-16 grid."""
 
-    top_k_classes: int = 10  # without configured classes: the k with most boxes in the training split
+    # without configured classes: the k with most boxes in the training split
+    top_k_classes: int = setting(10, allowed=AT_LEAST_1)
     objectness: str = "focal"  # focal (torchvision sigmoid_focal_loss) | bce
     neighbours: bool = True  # also assign the two nearest neighbour cells
-    obj_weight: float = 1.0
-    cls_weight: float = 1.0
-    giou_weight: float = 2.0
-    l1_weight: float = 2.0
-    score_threshold: float = 0.001
-    nms_iou: float = 0.6
-    max_detections: int = 100
-    pre_nms_top_k: int = 1000
+    obj_weight: float = setting(1.0, allowed=AT_LEAST_0)
+    cls_weight: float = setting(1.0, allowed=AT_LEAST_0)
+    giou_weight: float = setting(2.0, allowed=AT_LEAST_0)
+    l1_weight: float = setting(2.0, allowed=AT_LEAST_0)
+    score_threshold: float = setting(0.001, allowed=PROBABILITY)
+    nms_iou: float = setting(0.6, allowed=PROBABILITY)
+    max_detections: int = setting(100, allowed=AT_LEAST_1)
+    pre_nms_top_k: int = setting(1000, allowed=AT_LEAST_1)
 
 
 class DetectionMetric(TaskMetric):
@@ -55,6 +58,10 @@ class DetectionMetric(TaskMetric):
     def result(self) -> dict[str, float]:
         return coco_map(self.split.coco_ground_truth, self.detections, self.image_ids)
 
+    def samples(self) -> dict[str, Any]:
+        """The evaluated images and every detection (COCO result rows)."""
+        return {"index": sorted(self.image_ids), "detections": list(self.detections)}
+
 
 class DetectionTask(Task):
     name = "det"
@@ -74,6 +81,9 @@ class DetectionTask(Task):
 
     def resolve_classes(self, task_root: Path, train_split: str, requested: list[str] | None) -> list[str]:
         return CocoDetSplit.resolve_classes(task_root, train_split, requested, self.options.top_k_classes)
+
+    def split_classes(self, task_root: Path, split: str) -> list[str]:
+        return CocoDetSplit.declared_classes(task_root, split)
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -147,3 +157,8 @@ class DetectionTask(Task):
 
     def metric(self, split: CocoDetSplit) -> DetectionMetric:
         return DetectionMetric(self, split)
+
+    def statistics(self, samples: dict[str, Any], split: CocoDetSplit) -> dict[str, Statistic]:
+        """COCO mAP and mAP@0.5 of the resampled images (a repeated image counts as another image)."""
+        return {metric: coco_statistic(split.coco_ground_truth, samples["detections"], samples["index"], metric)
+                for metric in self.metrics}

@@ -1,0 +1,73 @@
+"""The Ray task of one grid run: ``run_experiment`` on whatever node Ray picked.
+
+On the driver's node the run writes into the results folder as any run does.
+On another node (a cluster without a shared file system) it runs into a
+node-local staging folder and returns its result files, which the driver writes
+into its own results folder. A CLBenchError (bad input: retrying cannot help)
+comes back as a failed result; any other exception, and a worker that dies, is
+retried by Ray and resumes from the run's checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+
+from cl_bench.config import Config
+from cl_bench.errors import CLBenchError, one_line
+from cl_bench.experiment.checkpoints import CHECKPOINT
+from cl_bench.experiment.run_id import run_id_for
+from cl_bench.experiment.runner import run_experiment
+
+PID_FILE = "worker.pid"  # pid of the process running the run, while it runs
+
+
+@dataclass
+class RunResult:
+    """What a task returns: the run's summary, or its error; ``files`` (path in the run folder -> bytes)
+    when it ran on another node than the driver."""
+
+    run_id: str
+    summary: dict[str, Any] | None = None
+    skipped: bool = False
+    error: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def staging_folder(out: str) -> Path:
+    """The node-local results folder of runs whose driver's folder is ``out`` on another machine."""
+    return Path(tempfile.gettempdir()) / "cl_bench_grid" / hashlib.sha256(out.encode()).hexdigest()[:12]
+
+
+def result_files(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a finished run folder but the checkpoint and the pid file."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and p.name not in (CHECKPOINT, PID_FILE)}
+
+
+def execute_run(config: Config, driver_node: str, threads: int, board: Any) -> RunResult:
+    """Train one run (or skip it when finished, resume it when interrupted); see the module docstring."""
+    remote = ray.get_runtime_context().get_node_id() != driver_node
+    if remote:
+        config.run.out = str(staging_folder(config.run.out))
+    run_id = run_id_for(config)
+    run_dir = Path(config.run.out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    board.started.remote(run_id, socket.gethostname(), os.getpid())
+    torch.set_num_threads(threads)
+    try:
+        outcome = run_experiment(config, log=lambda line: board.note.remote(run_id, line))
+    except CLBenchError as error:
+        return RunResult(run_id, error=one_line(error))
+    finally:
+        (run_dir / PID_FILE).unlink(missing_ok=True)
+    return RunResult(run_id, outcome.summary, outcome.skipped, files=result_files(run_dir) if remote else {})

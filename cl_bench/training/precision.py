@@ -1,0 +1,34 @@
+"""Mixed precision: ``torch.autocast`` around the forward pass (losses stay
+float32), with a GradScaler for float16."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import torch
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class MixedPrecision:
+    """``precision`` on ``device``: fp32 (no autocast), bf16 or fp16 (autocast; fp16 scales the loss)."""
+
+    def __init__(self, precision: str, device: torch.device | str):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
+        self.dtype = PRECISIONS[precision]
+        self.device_type = torch.device(device).type
+        self.scaler = torch.amp.GradScaler(self.device_type) if self.dtype is torch.float16 else None
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward(**kwargs)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()

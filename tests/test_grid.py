@@ -1,0 +1,223 @@
+"""Grids on a local Ray (2 CPUs): results equal to runs done one by one, a killed worker retried and
+resumed, a finished grid skipped, two grids at once, results of another node brought home."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+import torch
+
+from cl_bench.cli import build_parser, main
+from cl_bench.cli.grid_command import plan_from_args
+from cl_bench.cli.train_command import apply_set
+from cl_bench.config import load_config
+from cl_bench.experiment.checkpoints import CHECKPOINT
+from cl_bench.experiment.runner import run_experiment
+from cl_bench.grid import driver
+from cl_bench.grid.driver import GridOptions, run_grid
+from cl_bench.grid.plan import GridSpec, load_grid, parse_set, plan_runs
+from cl_bench.grid.worker import PID_FILE, staging_folder
+from cl_bench.results import read_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.yaml"
+SMALL = ["train.epochs=1", "data.synthetic_train=12"]  # about 3 s a run
+CLI_SMALL = ["--config", str(SMOKE), "--epochs", "1", "--set", "data.synthetic_train=12"]
+
+
+def plan(strategies: list[str], seeds: list[int]):
+    base = load_config(SMOKE)
+    return plan_runs(GridSpec(strategies, seeds, [["seg", "det", "cls"]], SMALL), lambda a: apply_set(base, a))
+
+
+def matrices(run_dir: Path) -> dict[str, pd.DataFrame]:
+    found = {p.name: pd.read_csv(p) for p in sorted(run_dir.glob("matrix_*.csv"))}
+    assert len(found) == 6
+    return found
+
+
+def assert_same_matrices(run_dir: Path, reference_dir: Path) -> None:
+    reference = matrices(reference_dir)
+    for name, frame in matrices(run_dir).items():
+        pd.testing.assert_frame_equal(frame, reference[name], check_exact=True, obj=f"{run_dir.name}/{name}")
+
+
+def test_the_challenge_grid_file_expands_to_210_distinct_runs():
+    grid = load_grid(ROOT / "experiments" / "grids" / "challenge.yaml")
+    base = load_config(grid["config"])
+    runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], grid["orders"], grid["fixed"], grid["vary"]),
+                     lambda a: apply_set(base, a))
+    assert len({r.run_id for r in runs}) == 210 == 7 * 5 * 6
+    assert {r.config.data.image_size for r in runs} == {512}
+
+
+def test_flags_override_the_grid_file():
+    args = build_parser("grid").parse_args(["grid", str(ROOT / "experiments" / "grids" / "smoke.yaml"),
+                                            "--epochs", "1", "--seeds", "3"])
+    _, runs, _ = plan_from_args(args)
+    assert [(r.config.strategy.name, r.config.run.seed, ",".join(r.config.data.order)) for r in runs] == [
+        ("naive", 3, "seg,det,cls"), ("naive", 3, "cls,det,seg"),
+        ("ewc_replay", 3, "seg,det,cls"), ("ewc_replay", 3, "cls,det,seg")]
+    assert {r.config.train.epochs for r in runs} == {1} and {r.config.data.image_size for r in runs} == {64}
+
+
+def test_a_set_with_several_values_is_an_axis():
+    fixed, vary = parse_set(["train.epochs=1", "train.lr=0.001,0.0003", "train.epochs_per_task={det: 2, cls: 3},{}"])
+    assert fixed == ["train.epochs=1"] and vary == {"train.lr": ["0.001", "0.0003"],
+                                                    "train.epochs_per_task": ["{det: 2, cls: 3}", "{}"]}
+    base = load_config(SMOKE)
+    runs = plan_runs(GridSpec(["naive"], [0], [["seg", "det", "cls"]], fixed, vary), lambda a: apply_set(base, a))
+    assert [(r.config.train.lr, r.config.train.epochs_per_task) for r in runs] == [
+        (1e-3, {"det": 2, "cls": 3}), (1e-3, {}), (3e-4, {"det": 2, "cls": 3}), (3e-4, {})]
+    assert len({r.run_id for r in runs}) == 4
+    assert runs[0].setting == "train.lr=0.001, train.epochs_per_task={det: 2, cls: 3}"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--strategies", "naive,nope"], "error: unknown strategy 'nope' (known: "),
+    (["--strategies", "naive", "--seeds", "4-1"], "error: --seeds 4-1: range 4-1 ends before it starts"),
+    (["--strategies", "naive", "--seeds", "x"], "error: --seeds x: expected seeds like 0-4 or 0,2,5"),
+    (["--strategies", "naive", "--orders", "seg,det,cls", "seg,det"], "error: order: seg,det is not a permutation"),
+    (["--strategies", "ewc", "--set", "strategy.options.nope=1"], "error: "),
+    (["--strategies", "naive", "--cpus-per-run", "0"], "error: --cpus-per-run 0.0: must be positive"),
+])
+def test_a_bad_grid_stops_in_one_line_before_any_run(flags, message, capsys, tmp_path):
+    assert main(["grid", *flags, "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1 and "grid:" not in captured.out
+    assert not ray.is_initialized() and not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_by_one(tmp_path_factory) -> Path:
+    """naive and ewc, seeds 0-2, run one after the other in this process with one thread (as a grid worker)."""
+    out = tmp_path_factory.mktemp("one_by_one")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run in plan(["naive", "ewc"], [0, 1, 2]):
+            run.config.run.out, run.config.run.logger = str(out), "none"
+            run_experiment(run.config, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid_out(local_ray, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    return out, run_grid(plan(["naive", "ewc"], [0, 1]), GridOptions(out), progress=io.StringIO())
+
+
+def test_grid_results_equal_runs_done_one_by_one(grid_out, one_by_one):
+    out, statuses = grid_out
+    assert [s.state for s in statuses] == ["done"] * 4
+    runs = read_runs(out / "runs.csv")
+    assert sorted(runs["run_id"]) == sorted(s.run.run_id for s in statuses)
+    for run_id in runs["run_id"]:
+        assert_same_matrices(out / run_id, one_by_one / run_id)
+
+
+def test_rerun_of_a_finished_grid_skips_every_run(grid_out, capsys):
+    out, _ = grid_out
+    before = (out / "runs.csv").read_text()
+    assert main(["grid", "--strategies", "naive,ewc", "--seeds", "0-1", *CLI_SMALL, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"all 4 runs of this grid had already finished in {out}: skipped, nothing trained" in printed
+    assert printed.count("skipped") >= 5 and f"report --results {out}" in printed
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_killed_worker_is_retried_and_resumes(local_ray, one_by_one, tmp_path):
+    [run] = plan(["naive"], [2])
+    run_dir = tmp_path / run.run_id
+    finished = []
+    grid = threading.Thread(target=lambda: finished.append(
+        run_grid([run], GridOptions(tmp_path, retries=1), progress=io.StringIO())))
+    grid.start()
+    deadline = time.monotonic() + 120
+    while not (run_dir / CHECKPOINT).is_file():  # stage 1 done: kill it in stage 2
+        assert time.monotonic() < deadline and grid.is_alive(), "the run never checkpointed"
+        time.sleep(0.02)
+    os.kill(int((run_dir / PID_FILE).read_text()), signal.SIGKILL)
+    grid.join(timeout=180)
+    [status] = finished[0]
+    assert status.state == "done" and status.attempts == 2
+    assert any(note.startswith(f"resuming {run.run_id} after stage 1/3") for note in status.notes)
+    assert list(read_runs(tmp_path / "runs.csv")["run_id"]) == [run.run_id]
+    assert_same_matrices(run_dir, one_by_one / run.run_id)
+
+
+def test_two_grids_at_once_keep_every_row(local_ray, grid_out, tmp_path):
+    """Two `grid` commands joining the same Ray cluster, started at once into a folder holding 4 runs."""
+    shutil.copytree(grid_out[0], tmp_path, dirs_exist_ok=True)
+    commands = [[sys.executable, "run_bench.py", "grid", "--strategies", strategy, "--seeds", "2-3", *CLI_SMALL,
+                 "--out", str(tmp_path), "--ray-address", local_ray] for strategy in ("naive", "ewc")]
+    grids = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in commands]
+    outputs = [g.communicate(timeout=300)[0] for g in grids]
+    assert [g.returncode for g in grids] == [0, 0], outputs
+    runs = read_runs(tmp_path / "runs.csv")
+    expected = [r.run_id for r in plan(["naive", "ewc"], [0, 1, 2, 3])]
+    assert sorted(runs["run_id"]) == sorted(expected)
+    assert runs["final_mIoU"].notna().all() and runs["final_top1"].notna().all()
+
+
+def test_results_of_another_node_come_back_to_the_driver(local_ray, one_by_one, tmp_path, monkeypatch):
+    """A task placed on a node other than the driver's runs into that node's staging folder and returns
+    its files; the driver writes them and the runs.csv row (simulated: the driver claims another node id)."""
+    monkeypatch.setattr(driver, "_driver_node", lambda: "another-node")
+    staging = staging_folder(str(tmp_path.resolve()))
+    [run] = plan(["ewc"], [2])
+    try:
+        [status] = run_grid([run], GridOptions(tmp_path), progress=io.StringIO())
+        assert status.state == "done" and (staging / run.run_id / "summary.json").is_file()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    assert list(read_runs(tmp_path / "runs.csv")["run_id"]) == [run.run_id]
+    assert {"model.pt", "summary.json", "config.yaml", "log.txt"} <= {p.name for p in (tmp_path / run.run_id).iterdir()}
+    assert_same_matrices(tmp_path / run.run_id, one_by_one / run.run_id)
+
+
+def test_ctrl_c_stops_the_grid_cleanly_and_a_rerun_continues(local_ray, tmp_path):
+    base = load_config(SMOKE)
+    runs = plan_runs(GridSpec(["naive", "ewc"], [0], [["seg", "det", "cls"]], ["train.epochs=3", SMALL[1]]),
+                     lambda a: apply_set(base, a))
+    command = [sys.executable, "run_bench.py", "grid", "--strategies", "naive,ewc", "--seeds", "0", "--config",
+               str(SMOKE), "--epochs", "3", "--set", SMALL[1], "--out", str(tmp_path), "--ray-address", local_ray]
+    grid = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob(f"*/{CHECKPOINT}")):
+        assert time.monotonic() < deadline and grid.poll() is None, "no run checkpointed"
+        time.sleep(0.02)
+    grid.send_signal(signal.SIGINT)
+    output = grid.communicate(timeout=60)[0]
+    assert grid.returncode == 130 and "run the same command again to resume" in output, output
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(PID_FILE))
+    interrupted = {p.parent.name for p in tmp_path.glob(f"*/{CHECKPOINT}")}
+    assert interrupted and not (tmp_path / "runs.csv").is_file()
+    statuses = run_grid(runs, GridOptions(tmp_path), progress=io.StringIO())
+    assert [s.state for s in statuses] == ["done", "done"]
+    for status in statuses:
+        if status.run.run_id in interrupted:
+            assert any(note.startswith(f"resuming {status.run.run_id}") for note in status.notes)
+    assert sorted(read_runs(tmp_path / "runs.csv")["run_id"]) == sorted(r.run_id for r in runs)
