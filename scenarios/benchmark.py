@@ -14,9 +14,9 @@ from avalanche.benchmarks.utils import AvalancheDataset, ConstantSequence, DataA
 from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import TaskSet
 
-from cl_bench.config import Config, DataConfig
+from cl_bench.config import Config
 from cl_bench.errors import CLBenchError
-from cl_bench.tasks import TASKS, build_tasks, get_task
+from cl_bench.tasks import build_tasks, task_order
 from cl_bench.tasks.batch import collate_multitask
 from scenarios.common import TaskSplit
 from scenarios.layout import DataSource, resolve_data
@@ -63,17 +63,6 @@ class TaskIncrementalBenchmark(CLScenario):
         self.evaluated_on = evaluated_on  # the split the test stream reads: val, or the tune split carved from train
 
 
-def task_order(data: DataConfig) -> list[str]:
-    """The configured order as short task names; must be a permutation of the tasks."""
-    try:
-        order = [get_task(name).name for name in data.order]
-    except ValueError as error:
-        raise CLBenchError(f"order: {error}") from None
-    if sorted(order) != sorted(TASKS):
-        raise CLBenchError(f"order: {','.join(data.order)} is not a permutation of {','.join(TASKS)}")
-    return order
-
-
 def as_avalanche(split: TaskSplit, task_label: int, transforms: TransformGroups) -> TaskAwareDataset:
     """Wrap a raw split: samples become ``(image, target, task_label)``."""
     labels = DataAttribute(ConstantSequence(task_label, len(split)), "targets_task_labels", use_in_getitem=True)
@@ -102,7 +91,7 @@ def build_benchmark(config: Config) -> TaskIncrementalBenchmark:
     ``data.tune_split`` > 0 the test stream is that many training images per
     task, held out of training (for tuning); otherwise it is ``data.test_split``."""
     data = config.data
-    order = task_order(data)
+    order = task_order(data.order)
     tasks = build_tasks(config.tasks)
     source = resolve_data(data, order)
     classes: dict[str, list[str]] = {}

@@ -19,9 +19,8 @@ import yaml
 from cl_bench.config import Config
 from cl_bench.errors import CLBenchError, first_line
 from cl_bench.experiment.run_id import run_id_for
+from cl_bench.tasks import task_order
 from cl_bench.yaml_io import load_yaml
-from scenarios.benchmark import task_order
-from strategies import get_strategy
 
 
 @dataclass
@@ -133,6 +132,8 @@ def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config]) -> list[
     """One resolved config per combination of the axes, each checked (strategy and its options,
     order); ``configure`` builds a config from assignments. Raises CLBenchError on the first bad
     value or on two combinations that are the same run."""
+    from strategies import get_strategy  # here: the command line imports this module, Avalanche is slow to import
+
     if not (spec.strategies and spec.seeds and spec.orders):
         raise CLBenchError("a grid needs at least one strategy, seed and order")
     for name in spec.strategies:
@@ -144,7 +145,7 @@ def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config]) -> list[
         config = configure([*spec.fixed, f"strategy.name={strategy}", f"run.seed={seed}",
                             f"data.order=[{', '.join(order)}]", *assigned])
         get_strategy(strategy).options(config.strategy.options)
-        task_order(config.data)
+        task_order(config.data.order)
         run = GridRun(config, run_id_for(config), ", ".join(assigned))
         if run.run_id in runs:
             raise CLBenchError(f"the grid lists run {run.run_id} twice ({runs[run.run_id].label} and {run.label})")

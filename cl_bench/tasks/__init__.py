@@ -75,6 +75,17 @@ def reported_metrics() -> dict[str, tuple[str, str]]:
             for name, task in TASKS.items() for metric in task.report_metrics}
 
 
+def task_order(names: list[str]) -> list[str]:
+    """A configured task order as short task names; it must be a permutation of the registered tasks."""
+    try:
+        order = [get_task(name).name for name in names]
+    except ValueError as error:
+        raise CLBenchError(f"order: {error}") from None
+    if sorted(order) != sorted(TASKS):
+        raise CLBenchError(f"order: {','.join(names)} is not a permutation of {','.join(TASKS)}")
+    return order
+
+
 def get_task(name: str) -> Task:
     """A task by short or long name (``det``, ``detection``)."""
     for task in TASKS.values():
@@ -93,5 +104,5 @@ def task_key(name: str, where: str) -> str:
         raise CLBenchError(f"{where}: unknown task '{name}' (known: {known})") from None
 
 
-__all__ = ["TASKS", "DEFAULT_ORDER", "Task", "build_tasks", "default_order", "get_task", "head_layout",
+__all__ = ["TASKS", "DEFAULT_ORDER", "Task", "build_tasks", "default_order", "get_task", "head_layout", "task_order",
            "metric_label", "register_task", "reported_metrics", "task_key", "task_options"]
