@@ -58,7 +58,7 @@ def _check(value: Any, spec: dataclasses.Field, where: str) -> Any:
     keys, allowed = spec.metadata.get("keys"), spec.metadata.get("allowed")
     if keys is not None:
         value = {keys(key, where): item for key, item in value.items()}
-    if allowed is not None:
+    if allowed is not None and value is not None:
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
         for key, item in items if items is not None else [(None, value)]:
             if not allowed.allows(item):

@@ -19,14 +19,15 @@ from typing import Any
 import torch
 from avalanche.training.plugins import AGEMPlugin
 
+from cl_bench.dataclass_io import AT_LEAST_1, setting
 from strategies.registry import register
 from strategies.replay import IndexedReplayBuffer
 
 
 @dataclass
 class AGEMOptions:
-    mem_size: int = 80  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = 10  # the challenge's rule: <= 10 images per task per step
+    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
 
 
 class TaskAwareAGEMPlugin(AGEMPlugin):

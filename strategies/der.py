@@ -25,6 +25,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import DataLoader
 
+from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, setting
 from cl_bench.tasks import Task
 from cl_bench.tasks.batch import MultiTaskTargets
 from strategies.registry import register
@@ -35,10 +36,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DEROptions:
-    alpha: float = 0.1  # weight of the output-matching term (Avalanche's DER default): bench/strength_sweep.py
-    beta: float = 0.5  # weight of the replayed images' label loss (DER++; Avalanche's default); 0 is DER
-    mem_size: int = 80  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = 10  # the challenge's rule: <= 10 images per task per step
+    # alpha: weight of the output-matching term (Avalanche's DER default; bench/strength_sweep.py);
+    # beta: weight of the replayed images' label loss (DER++; Avalanche's default); beta 0 is DER
+    alpha: float = setting(0.1, allowed=AT_LEAST_0)
+    beta: float = setting(0.5, allowed=AT_LEAST_0)
+    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
 
 
 class DERPlugin(SupervisedPlugin):

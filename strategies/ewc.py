@@ -13,6 +13,7 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData
 
+from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
 from strategies.registry import register
 
 
@@ -20,9 +21,9 @@ from strategies.registry import register
 class EWCOptions:
     # Importances (mean squared gradients) are tiny (median ~1e-7 per weight after the smoke
     # seg stage), so a large lambda is needed for the penalty to matter: bench/ewc_lambda.py.
-    ewc_lambda: float = 1e5
+    ewc_lambda: float = setting(1e5, allowed=AT_LEAST_0)
     mode: str = "separate"  # separate | online
-    decay_factor: float | None = None  # online mode only (e.g. 0.9)
+    decay_factor: float | None = setting(None, allowed=PROBABILITY)  # online mode only (e.g. 0.9)
 
 
 def _to_tensors(params: dict[int, dict[str, ParamData]]) -> dict[int, dict[str, torch.Tensor]]:

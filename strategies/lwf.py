@@ -15,14 +15,15 @@ from typing import Any
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
+from cl_bench.dataclass_io import AT_LEAST_0, POSITIVE, setting
 from cl_bench.tasks import Task
 from strategies.registry import register
 
 
 @dataclass
 class LwFOptions:
-    alpha: float = 1.0  # weight of the distillation terms
-    temperature: float = 2.0
+    alpha: float = setting(1.0, allowed=AT_LEAST_0)  # weight of the distillation terms
+    temperature: float = setting(2.0, allowed=POSITIVE)
 
 
 class MultiTaskLwFPlugin(SupervisedPlugin):

@@ -19,6 +19,7 @@ import torch
 from avalanche.training.utils import zerolike_params_dict
 from torch.utils.data import DataLoader
 
+from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
 from strategies.ewc import TaskAwareEWCPlugin
 from strategies.registry import register
 
@@ -27,9 +28,9 @@ from strategies.registry import register
 class MASOptions:
     # MAS importances average 6e-2 to 7e-2 per weight after a smoke seg stage (EWC's F 4e-7 to 8e-7):
     # lambda 0.6 to 1.5 weighs the penalty as EWC's lambda 1e5 does on average (bench/importance_scale.py).
-    mas_lambda: float = 1.0
+    mas_lambda: float = setting(1.0, allowed=AT_LEAST_0)
     mode: str = "separate"  # separate | online
-    decay_factor: float = 1.0  # online mode only: weight of the earlier importances
+    decay_factor: float = setting(1.0, allowed=PROBABILITY)  # online mode only: weight of the earlier importances
 
 
 class MASPlugin(TaskAwareEWCPlugin):

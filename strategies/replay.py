@@ -16,13 +16,14 @@ from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import BalancedExemplarsBuffer, ExemplarsBuffer
 
+from cl_bench.dataclass_io import AT_LEAST_1, setting
 from strategies.registry import register
 
 
 @dataclass
 class ReplayOptions:
-    mem_size: int = 80  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = 10  # the challenge's rule: <= 10 images per task per step
+    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
 
 
 class IndexGroup(ExemplarsBuffer):

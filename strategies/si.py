@@ -23,6 +23,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import nn
 
+from cl_bench.dataclass_io import AT_LEAST_0, POSITIVE, setting
 from strategies.registry import register
 
 
@@ -30,8 +31,8 @@ from strategies.registry import register
 class SIOptions:
     # Ω averages ~2e-4 per weight after a smoke seg stage (EWC's F 4e-7 to 8e-7): c 240 to 480
     # weighs the penalty as EWC's lambda 1e5 does on average (bench/importance_scale.py).
-    c: float = 300.0
-    damping: float = 0.1  # ξ, keeps Ω finite for parameters that hardly moved
+    c: float = setting(300.0, allowed=AT_LEAST_0)
+    damping: float = setting(0.1, allowed=POSITIVE)  # ξ, keeps Ω finite for parameters that hardly moved
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:

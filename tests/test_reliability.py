@@ -397,3 +397,13 @@ def test_17_output_files_follow_the_umask_and_the_card_is_git_ignored(workflow):
 def test_18_progress_into_a_pipe_has_no_carriage_return_frames(workflow):
     run = workflow[1]
     assert "stage 3/3" in run.stdout and "\r" not in run.stdout + run.stderr
+
+
+def test_02_strategy_options_are_range_checked_too():
+    from strategies import get_strategy
+
+    for name, options, key in (("ewc", {"ewc_lambda": -1}, "ewc_lambda"), ("lwf", {"temperature": 0}, "temperature"),
+                               ("ewc_replay", {"replay": {"per_task_per_step": 0}}, "replay.per_task_per_step"),
+                               ("si", {"damping": 0}, "damping"), ("mas", {"decay_factor": 2}, "decay_factor")):
+        with pytest.raises(CLBenchError, match=rf"strategy.options \({name}\).{key}: .* out of range"):
+            get_strategy(name).options(options)

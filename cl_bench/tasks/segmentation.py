@@ -92,10 +92,12 @@ class SegmentationTask(Task):
         return kl_divergence(student, teacher, temperature, dim=1)
 
     def stored_output(self, output: torch.Tensor) -> torch.Tensor:
-        """Class logits average-pooled over 16 x 16 pixels: the head's own stride-16 grid
-        (32 x 32 at 512 px, 84 KB per image with 21 classes, against 22 MB at full size)."""
+        """Class logits average-pooled over 16 x 16 input pixels: the head's own stride-16 grid
+        (32 x 32 at 512 px, 84 KB per image with 21 classes, against 22 MB at full size). The
+        output is at input / ``output_stride``, so that is a pool over 16 / output_stride of its pixels."""
+        stride = max(STORED_STRIDE // self.options.output_stride, 1)
         height, width = output.shape[-2:]
-        return F.adaptive_avg_pool2d(output, (math.ceil(height / STORED_STRIDE), math.ceil(width / STORED_STRIDE)))
+        return F.adaptive_avg_pool2d(output, (math.ceil(height / stride), math.ceil(width / stride)))
 
     def decode(self, output: torch.Tensor, targets) -> list[torch.Tensor]:
         """Per-image class maps at the original image size."""
