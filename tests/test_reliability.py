@@ -400,6 +400,7 @@ def test_18_progress_into_a_pipe_has_no_carriage_return_frames(workflow):
 
 
 def test_02_strategy_options_are_range_checked_too():
+    from cl_bench.errors import CLBenchError
     from strategies import get_strategy
 
     for name, options, key in (("ewc", {"ewc_lambda": -1}, "ewc_lambda"), ("lwf", {"temperature": 0}, "temperature"),
