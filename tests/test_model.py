@@ -33,7 +33,7 @@ def test_one_head_output_carries_every_task(neck):
     x = torch.randn(2, 3, 64, 96)
     out = m(x)
     assert out["det"].shape == (2, 5 + 10, 4, 6)
-    assert out["seg"].shape == (2, 21, 64, 96)
+    assert out["seg"].shape == (2, 21, 64 // 4, 96 // 4)  # upsampled to input / tasks.seg.output_stride (4)
     assert out["cls"].shape == (2, 10)
     raw = m.forward_raw(x)
     assert raw.shape == (2, 15 + 21 + 10, 4, 6)
