@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from cl_bench.errors import CLBenchError
+from cl_bench.errors import CLBenchError, WriteError
 
 TEMPORARY_GLOB = ".*.tmp"
 
@@ -24,9 +24,9 @@ def _umask() -> int:
     return mask
 
 
-def cannot_write(path: str | Path, error: OSError) -> CLBenchError:
+def cannot_write(path: str | Path, error: OSError) -> WriteError:
     """The one line of an ``OSError`` met writing ``path``."""
-    return CLBenchError(f"{path}: cannot write ({error.strerror or error})")
+    return WriteError(f"{path}: cannot write ({error.strerror or error})")
 
 
 @contextmanager

@@ -9,6 +9,11 @@ class CLBenchError(Exception):
     """An error caused by user input; the CLI prints it on one line and exits 1."""
 
 
+class WriteError(CLBenchError, OSError):
+    """A file that could not be written (disk full, read-only, ...): one line naming it, and
+    still an ``OSError`` for code that handles those."""
+
+
 class DataError(CLBenchError):
     """Bad or missing data."""
 
