@@ -200,10 +200,11 @@ def test_results_of_another_node_come_back_to_the_driver(local_ray, one_by_one, 
 
 def test_ctrl_c_stops_the_grid_cleanly_and_a_rerun_continues(local_ray, tmp_path):
     base = load_config(SMOKE)
-    runs = plan_runs(GridSpec(["naive", "ewc"], [0], [["seg", "det", "cls"]], ["train.epochs=3", SMALL[1]]),
+    # long enough stages that the interrupt lands while the runs train, on a fast machine too
+    runs = plan_runs(GridSpec(["naive", "ewc"], [0], [["seg", "det", "cls"]], ["train.epochs=30", SMALL[1]]),
                      lambda a: apply_set(base, a))
     command = [sys.executable, "run_bench.py", "grid", "--strategies", "naive,ewc", "--seeds", "0", "--config",
-               str(SMOKE), "--epochs", "3", "--set", SMALL[1], "--out", str(tmp_path), "--ray-address", local_ray]
+               str(SMOKE), "--epochs", "30", "--set", SMALL[1], "--out", str(tmp_path), "--ray-address", local_ray]
     grid = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600  # generous: a loaded machine starts Ray and trains slowly
     while not list(tmp_path.glob(f"*/{CHECKPOINT}")):
