@@ -205,7 +205,10 @@ def test_ctrl_c_stops_the_grid_cleanly_and_a_rerun_continues(local_ray, tmp_path
                      lambda a: apply_set(base, a))
     command = [sys.executable, "run_bench.py", "grid", "--strategies", "naive,ewc", "--seeds", "0", "--config",
                str(SMOKE), "--epochs", "30", "--set", SMALL[1], "--out", str(tmp_path), "--ray-address", local_ray]
-    grid = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a shell running the suite in the background ignores SIGINT and its children inherit that (then Python
+    # installs no KeyboardInterrupt handler): the grid gets the default disposition, as under a terminal
+    grid = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600  # generous: a loaded machine starts Ray and trains slowly
     while not list(tmp_path.glob(f"*/{CHECKPOINT}")):
         assert time.monotonic() < deadline and grid.poll() is None, "no run checkpointed"
