@@ -199,7 +199,7 @@ def test_results_of_another_node_come_back_to_the_driver(local_ray, one_by_one, 
 
 
 @pytest.mark.skip(reason="issue 14 open: passes alone (terminal or backgrounded), but in the full suite started by "
-                         "`setsid nohup bash .ci/run &` the grid ran to completion after SIGINT (rc 0); cause not found")
+                         "`setsid nohup bash .ci/run &` the grid ran on after SIGINT (rc 0); cause not found")
 def test_ctrl_c_stops_the_grid_cleanly_and_a_rerun_continues(local_ray, tmp_path):
     base = load_config(SMOKE)
     # long enough stages that the interrupt lands while the runs train, on a fast machine too
