@@ -202,7 +202,7 @@ def finish(run: Run) -> dict[str, Any]:
                  meta={"run_id": run.run_id, "strategy": run.spec.name, "order": ",".join(benchmark.tasks)},
                  bn_stats=run.bn_policy.per_task or None)
     intervals = {} if not config.run.bootstrap_resamples else run_intervals(
-        run.metric, build_tasks(config.tasks), benchmark.splits["test"], run.spec.schedule, benchmark.tasks,
+        run.metric, run.metric.tasks, benchmark.splits["test"], run.spec.schedule, benchmark.tasks,
         resamples=config.run.bootstrap_resamples, confidence=config.run.confidence, seed=config.run.seed,
         threshold_pct=results.DEFAULT_THRESHOLD_PCT)
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
