@@ -24,21 +24,18 @@ class ClsOptions:
 
 class ClassificationMetric(TaskMetric):
     def __init__(self):
-        self.top1 = self.top5 = self.count = 0
-        self.per_image: dict[int, tuple[bool, bool]] = {}
+        self.per_image: dict[int, tuple[bool, bool]] = {}  # dataset index -> (top-1 hit, top-5 hit)
 
     def update(self, output: torch.Tensor, targets) -> None:
         labels = targets["label"].to(output.device)
         top1, top5 = top_k_hits(output, labels, 1), top_k_hits(output, labels, 5)
-        self.top1 += int(top1.sum())
-        self.top5 += int(top5.sum())
-        self.count += len(labels)
         for index, hit1, hit5 in zip(targets.index.tolist(), top1.tolist(), top5.tolist()):
             self.per_image[index] = (hit1, hit5)
 
     def result(self) -> dict[str, float]:
-        n = max(self.count, 1)
-        return {"top1": self.top1 / n, "top5": self.top5 / n}
+        n = max(len(self.per_image), 1)
+        return {"top1": sum(h for h, _ in self.per_image.values()) / n,
+                "top5": sum(h for _, h in self.per_image.values()) / n}
 
     def samples(self) -> dict[str, Any]:
         """Whether each image's label is the top-1 and among the top-5 predictions."""
