@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from cl_bench.grid.worker import RunResult, execute_run
 
 POLL_S = 1.0  # how often the driver reads the board
 CANCEL_GRACE_S = 10.0  # how long cancelled tasks get to stop before they are killed
+PROBE_TIMEOUT_S = 10.0  # how long a HOST:PORT address gets to accept a connection before the grid gives up
 
 
 @dataclass
@@ -58,10 +60,24 @@ def is_finished(run: GridRun, out: Path) -> bool:
         out / run.run_id, yaml.safe_dump(to_dict(run.config), sort_keys=False))
 
 
+def _probe(address: str) -> None:
+    """Fail in seconds when HOST:PORT accepts no connection (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        raise CLBenchError(f"--ray-address {address}: no Ray cluster answers there ({one_line(error)}); "
+                           "start one with `ray start --head` or leave the flag out for a local one") from None
+
+
 def _start_ray(options: GridOptions) -> bool:
     """Start or join Ray unless this process already did; True when this call connected."""
     if ray.is_initialized():
         return False
+    if options.ray_address:
+        _probe(options.ray_address)
     try:
         ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
