@@ -53,7 +53,8 @@ VARIANTS = [
     Variant("bf16 autocast", precision="bf16"),
     Variant("channels_last", channels_last=True),
     Variant("2 persistent workers", workers=2),
-    Variant("defaults (seg 1/4 + cache)", seg_output_stride=4, cache=True),
+    Variant("seg 1/4 + cache", seg_output_stride=4, cache=True),
+    Variant("defaults (seg 1/4 + cache + channels_last)", seg_output_stride=4, cache=True, channels_last=True),
 ]
 
 

@@ -90,7 +90,7 @@ class TrainConfig:
     bn_policy: str = "train"  # train | freeze_after_first | per_task
     task_weights: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=AT_LEAST_0)
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (bench/train_speed.py)
-    channels_last: bool = False  # channels_last memory format for the model and its inputs
+    channels_last: bool = True  # channels_last memory format for the model and its inputs (bench/train_speed.py)
 
 
 @dataclass
