@@ -4,7 +4,9 @@ Before every step the reference gradient ``r`` is the criterion's gradient on
 a memory minibatch of ``per_task_per_step`` images of each earlier task, each
 through its own task's loss; when the step's gradient ``g`` conflicts
 (``g·r < 0``) it is projected to ``g - (g·r / r·r) r``, so that ``g·r = 0``.
-The projection is Avalanche's AGEMPlugin's. Its memory is not reused: it
+The projection is Avalanche's AGEMPlugin's formula, on gradients flattened
+in logical order (its ``view(-1)`` fails on channels_last gradients, the
+default memory format). Its memory is not reused: it
 keeps whole datasets chosen with Python's ``random`` (not checkpointable),
 sets the model to train mode (undoing a frozen BatchNorm policy) and draws a
 fixed total rather than a number per task; the memory here is replay's
@@ -47,6 +49,24 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
             p.grad.flatten() if p.grad is not None else torch.zeros(p.numel(), device=strategy.device)
             for p in strategy.model.parameters()])
         strategy.optimizer.zero_grad()
+
+    @torch.no_grad()
+    def after_backward(self, strategy, **kwargs):
+        if not self.buffers:
+            return
+        grads = [p.grad for p in strategy.model.parameters()]
+        current = torch.cat([g.flatten() if g is not None else torch.zeros(p.numel(), device=strategy.device)
+                             for g, p in zip(grads, strategy.model.parameters())])
+        dot = torch.dot(current, self.reference_gradients)
+        if dot >= 0:
+            return
+        projected = current - self.reference_gradients * (dot / torch.dot(self.reference_gradients,
+                                                                           self.reference_gradients))
+        offset = 0
+        for grad, p in zip(grads, strategy.model.parameters()):
+            if grad is not None:
+                grad.copy_(projected[offset: offset + p.numel()].view(p.shape))
+            offset += p.numel()
 
     def sample_from_memory(self):
         """``per_task_per_step`` random images of each earlier task, collated as one minibatch."""

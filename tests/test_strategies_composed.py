@@ -205,6 +205,23 @@ def test_agem_projection_keeps_a_non_negative_dot_product_and_equals_the_formula
     assert projected @ reference >= -1e-5
 
 
+def test_agem_projects_channels_last_gradients_in_logical_order():
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, 3, 3).to(memory_format=torch.channels_last)  # the runs' default memory format
+    plugin = TaskAwareAGEMPlugin()
+    plugin.buffers = [Rows(torch.randn(2, 3), ["seg", "seg"])]
+    plugin.reference_gradients = torch.randn(sum(p.numel() for p in model.parameters()))
+    model(torch.randn(1, 2, 5, 5).to(memory_format=torch.channels_last)).sum().backward()
+    assert not model.weight.grad.is_contiguous()
+    gradient = torch.cat([p.grad.flatten() for p in model.parameters()])
+    if gradient @ plugin.reference_gradients > 0:
+        plugin.reference_gradients = -plugin.reference_gradients
+    reference = plugin.reference_gradients
+    plugin.after_backward(_strategy(model))
+    expected = gradient - (gradient @ reference / (reference @ reference)) * reference
+    assert torch.allclose(torch.cat([p.grad.flatten() for p in model.parameters()]), expected, atol=1e-6)
+
+
 def test_agem_reference_gradient_is_the_criterion_gradient_on_the_memory_sample():
     torch.manual_seed(0)
     model = TwoTaskLinear()
