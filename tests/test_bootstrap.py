@@ -19,6 +19,7 @@ from cl_bench.bootstrap import (
     mean_statistic,
     miou_statistic,
     paired_difference,
+    pass_rate_interval,
     relative_drop,
     seed_summary,
 )
@@ -255,6 +256,16 @@ def test_paired_difference_is_the_t_interval_of_the_differences():
     assert constant.ci == pytest.approx((0.1, 0.1))
     with pytest.raises(ValueError, match="same seeds"):
         paired_difference([0.5, 0.6, 0.7], [0.4, 0.5])
+
+
+def test_pass_rate_interval_is_the_exact_binomial_interval():
+    # Clopper-Pearson by hand: no pass in n gives [0, 1 - (alpha/2)^(1/n)], all pass the mirror image, and one
+    # pass in n has the lower bound 1 - (1 - alpha/2)^(1/n)
+    assert pass_rate_interval(0, 3) == pytest.approx((0.0, 1 - 0.025 ** (1 / 3)), abs=1e-6)
+    assert pass_rate_interval(3, 3) == pytest.approx((0.025 ** (1 / 3), 1.0), abs=1e-6)
+    assert pass_rate_interval(1, 3)[0] == pytest.approx(1 - 0.975 ** (1 / 3), abs=1e-6)
+    assert pass_rate_interval(4, 5, confidence=0.5)[1] - pass_rate_interval(4, 5, confidence=0.5)[0] < \
+        pass_rate_interval(4, 5)[1] - pass_rate_interval(4, 5)[0]
 
 
 # ---- formatting -------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cl_bench.bootstrap import format_interval, format_pass, paired_difference, seed_summary
+from cl_bench.bootstrap import format_interval, format_pass, paired_difference, pass_rate_interval, seed_summary
 from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
 from cl_bench.report.collect import Results
 from cl_bench.tasks import metric_label, reported_metrics
@@ -106,8 +106,9 @@ def mean_std(frame: pd.DataFrame, column: str, fmt: str, scale: float = 1.0) -> 
 
 
 def _pass_rate(frame: pd.DataFrame, column: str, p_column: str) -> pd.Series:
-    """``pass (p = 0.93)`` for a single run, ``67 % (p = 0.71)`` for a group; ``p``: the bootstrap
-    probability of passing (the mean over the group's runs), left out for runs recorded without it."""
+    """``pass (p = 0.93)`` for a single run, ``67 % [9 %, 99 %] (p = 0.71)`` for a group; ``p``: the
+    bootstrap probability of passing (the mean over the group's runs), left out for runs recorded
+    without it; the bracket: the exact 95 % interval of the pass rate over the group's seeds."""
     def cell(reference: bool, n: int, rate: float, p: float) -> str:
         if reference:
             return "by construction"
@@ -115,7 +116,9 @@ def _pass_rate(frame: pd.DataFrame, column: str, p_column: str) -> pd.Series:
             return "–"
         if n == 1:
             return format_pass(bool(rate), p) if not math.isnan(p) else ("pass" if rate else "fail")
-        return f"{100 * rate:.0f} %" + ("" if math.isnan(p) else f" (p = {p:.2f})")
+        low, high = pass_rate_interval(round(rate * n), n)
+        shown = f"{100 * rate:.0f} % [{100 * low:.0f} %, {100 * high:.0f} %]"
+        return shown + ("" if math.isnan(p) else f" (p = {p:.2f})")
     return pd.Series([cell(*values) for values in zip(frame["reference"], frame["n_runs"], frame[column],
                                                       frame[p_column])], index=frame.index)
 
@@ -143,7 +146,8 @@ def overview_table(frame: pd.DataFrame, results: Results) -> Table:
     data = _numbers(frame, results, ["seeds", "pass_rate", "p_pass", "bwt", "mean_normalised_final", "train_time_s",
                                      "params"])
     return Table("overview", "Overview", data, view,
-                 f"{STD_NOTE}. Pass rate: share of runs where every task passes; p: the bootstrap probability "
+                 f"{STD_NOTE}. Pass rate: share of runs where every task passes [its exact (Clopper-Pearson) "
+                 "95 % interval over the seeds]; p: the bootstrap probability "
                  "that every task passes (product over tasks, each resampled over its own val images; mean over "
                  "the group's runs). BWT = mean over all but the last task of (final − base); mean normalised "
                  "final = mean over tasks of final / base.")
