@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per test worker (and per process a test starts): two workers of two threads on
+    # two cores spin in each other's OpenMP barriers and run several times slower, not half as fast
+    os.environ["OMP_NUM_THREADS"] = "1"
 
-from cl_bench.cli.arguments import quiet_third_party_warnings
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
 
 # Ray started by the tests (and the worker processes they spawn) stays on the loopback
 # interface, as Ray does on a laptop, instead of the machine's network address.
