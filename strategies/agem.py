@@ -32,6 +32,12 @@ class AGEMOptions:
     per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
 
 
+def _flat_gradient(model: torch.nn.Module, device: torch.device) -> torch.Tensor:
+    """Every parameter's gradient in logical (NCHW) order, zeros where there is none."""
+    return torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel(), device=device)
+                      for p in model.parameters()])
+
+
 class TaskAwareAGEMPlugin(AGEMPlugin):
     def __init__(self, mem_size: int = 80, per_task_per_step: int = 10, seed: int = 0):
         super().__init__(patterns_per_experience=0, sample_size=0)  # Avalanche's own memory stays unused
@@ -45,27 +51,22 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
         images, targets, *_ = self.sample_from_memory()
         loss = strategy._criterion(strategy.model(images.to(strategy.device)), targets.to(strategy.device))
         loss.backward()
-        self.reference_gradients = torch.cat([
-            p.grad.flatten() if p.grad is not None else torch.zeros(p.numel(), device=strategy.device)
-            for p in strategy.model.parameters()])
+        self.reference_gradients = _flat_gradient(strategy.model, strategy.device)
         strategy.optimizer.zero_grad()
 
     @torch.no_grad()
     def after_backward(self, strategy, **kwargs):
         if not self.buffers:
             return
-        grads = [p.grad for p in strategy.model.parameters()]
-        current = torch.cat([g.flatten() if g is not None else torch.zeros(p.numel(), device=strategy.device)
-                             for g, p in zip(grads, strategy.model.parameters())])
-        dot = torch.dot(current, self.reference_gradients)
+        current, reference = _flat_gradient(strategy.model, strategy.device), self.reference_gradients
+        dot = torch.dot(current, reference)
         if dot >= 0:
             return
-        projected = current - self.reference_gradients * (dot / torch.dot(self.reference_gradients,
-                                                                           self.reference_gradients))
+        projected = current - reference * (dot / torch.dot(reference, reference))
         offset = 0
-        for grad, p in zip(grads, strategy.model.parameters()):
-            if grad is not None:
-                grad.copy_(projected[offset: offset + p.numel()].view(p.shape))
+        for p in strategy.model.parameters():
+            if p.grad is not None:
+                p.grad.copy_(projected[offset: offset + p.numel()].view(p.shape))
             offset += p.numel()
 
     def sample_from_memory(self):
