@@ -198,6 +198,20 @@ def test_bn_freeze_after_first_keeps_statistics():
     assert all(torch.equal(frozen[k], v) for k, v in snapshot_stats(model).items())
 
 
+def test_single_task_stages_are_each_a_first_experience_for_the_bn_policy(tmp_path):
+    """Each single_task stage restarts from the initial weights, so freezing BN statistics "after
+    the first experience" never applies: the run equals one with statistics always trained."""
+    matrices = {}
+    for policy in ("train", "freeze_after_first"):
+        config = load_config(SMOKE)
+        config.strategy.name, config.train.bn_policy, config.train.epochs = "single_task", policy, 1
+        config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / policy), "none", 0
+        run = run_experiment(config, log=lambda _: None)
+        matrices[policy] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0) for m in ("mIoU", "mAP", "top1")}
+    for metric, matrix in matrices["train"].items():
+        pd.testing.assert_frame_equal(matrix, matrices["freeze_after_first"][metric])
+
+
 def test_bn_per_task_statistics_are_swapped_in_for_evaluation():
     model = _bn_model().train()
     plugin = BatchNormPolicyPlugin("per_task")

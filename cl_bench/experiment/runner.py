@@ -179,6 +179,7 @@ def train_stages(run: Run, log: Callable[[str], None]) -> None:
         stage = run.stages[index]
         if stage.reset_model:
             run.model.load_state_dict(run.initial_state)
+            run.bn_policy.restart()
         epochs = config.train.epochs_per_task.get(stage.name, config.train.epochs)
         run.strategy.train_epochs = epochs
         log(f"stage {index + 1}/{len(run.stages)}: {run.spec.name} trains {stage.name} for {epochs} epochs")

@@ -4,7 +4,9 @@ BN statistics drift between tasks and neither EWC nor LwF protects them (in a
 prototype, freezing every weight still lost half the segmentation mIoU
 through BN drift alone). Policies:
   train               statistics keep updating (plain behaviour)
-  freeze_after_first  statistics are frozen after the first experience
+  freeze_after_first  statistics are frozen after the first experience (a
+                      stage that restarts from the initial weights, as each
+                      single_task stage does, is a first experience again)
   per_task            each task keeps its own statistics; evaluation of a task
                       (and eval.py) uses that task's statistics
 """
@@ -35,6 +37,10 @@ class BatchNormPolicyPlugin(SupervisedPlugin):
         if self.policy == "freeze_after_first" and self._trained > 0:
             for bn in batchnorm_layers(strategy.model).values():
                 bn.eval()
+
+    def restart(self) -> None:
+        """The model went back to its initial weights: the next experience is a first one."""
+        self._trained = 0
 
     def before_training_epoch(self, strategy, **kwargs):
         self._freeze(strategy)
