@@ -207,7 +207,8 @@ def test_single_task_stages_are_each_a_first_experience_for_the_bn_policy(tmp_pa
         config.strategy.name, config.train.bn_policy, config.train.epochs = "single_task", policy, 1
         config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / policy), "none", 0
         run = run_experiment(config, log=lambda _: None)
-        matrices[policy] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0) for m in ("mIoU", "mAP", "top1")}
+        matrices[policy] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0)
+                            for m in ("mIoU", "mAP", "top1")}
     for metric, matrix in matrices["train"].items():
         pd.testing.assert_frame_equal(matrix, matrices["freeze_after_first"][metric])
 
