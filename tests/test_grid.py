@@ -31,6 +31,7 @@ from cl_bench.grid.driver import GridOptions, run_grid
 from cl_bench.grid.plan import GridSpec, load_grid, parse_set, plan_runs
 from cl_bench.grid.worker import PID_FILE, staging_folder
 from cl_bench.results import read_runs
+from strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.yaml"
@@ -55,12 +56,13 @@ def assert_same_matrices(run_dir: Path, reference_dir: Path) -> None:
         pd.testing.assert_frame_equal(frame, reference[name], check_exact=True, obj=f"{run_dir.name}/{name}")
 
 
-def test_the_challenge_grid_file_expands_to_210_distinct_runs():
+def test_the_challenge_grid_file_expands_to_330_distinct_runs():
     grid = load_grid(ROOT / "experiments" / "grids" / "challenge.yaml")
     base = load_config(grid["config"])
     runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], grid["orders"], grid["fixed"], grid["vary"]),
                      lambda a: apply_set(base, a))
-    assert len({r.run_id for r in runs}) == 210 == 7 * 5 * 6
+    assert set(grid["strategies"]) == set(STRATEGIES)  # every registered strategy
+    assert len({r.run_id for r in runs}) == 330 == 11 * 5 * 6
     assert {r.config.data.image_size for r in runs} == {512}
 
 
