@@ -203,3 +203,18 @@ def test_tables_carry_intervals_over_seeds_and_single_runs(results_dir, report, 
     assert f"[{ci['final'][0]:.4f}, {ci['final'][1]:.4f}]" in text
     verdict = "pass" if summary["tasks"]["seg"]["pass_rel"] else "fail"
     assert f"{verdict} (p = {ci['p_pass']:.2f})" in text
+
+
+def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
+    """Runs of one strategy at two option settings are two groups, never averaged together."""
+    assert load_results(results_dir).keys == ["strategy"]  # options alike: no options column
+    out = tmp_path / "results"
+    shutil.copytree(results_dir, out)
+    naive = load_results(out).runs.query("strategy == 'naive'").sort_values("seed")
+    config = out / naive["run_id"].iloc[1] / "config.yaml"
+    config.write_text(config.read_text().replace("options: {}", "options:\n    ewc:\n      ewc_lambda: 10"))
+    results = load_results(out)
+    assert results.keys == ["strategy", "options"]
+    labels = results.runs.set_index("seed").query("strategy == 'naive'")["label"].to_dict()
+    assert labels == {0: "naive (default options)", 1: "naive (ewc.ewc_lambda=10)"}
+    assert set(results.runs.query("strategy == 'joint'")["label"]) == {"joint (reference)"}

@@ -78,8 +78,18 @@ def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _label(row: pd.Series, varying: list[str]) -> str:
-    details = ["reference"] * bool(row["reference"]) + [f"{key} {row[key]}" for key in varying]
+def _options_text(config: dict[str, Any]) -> str:
+    """A run's strategy options as ``key=value`` pairs, nested keys dotted ('' when none are set)."""
+    def flat(values: Any, prefix: str = "") -> list[str]:
+        if isinstance(values, dict) and values:
+            return [pair for key, value in values.items() for pair in flat(value, f"{prefix}{key}.")]
+        return [] if isinstance(values, dict) else [f"{prefix[:-1]}={values}"]
+    return ", ".join(flat((config.get("strategy") or {}).get("options") or {}))
+
+
+def _label(row: pd.Series, varying: list[str], split_options: set[str]) -> str:
+    details = (["reference"] * bool(row["reference"]) + [f"{key} {row[key]}" for key in varying]
+               + [row["options"] or "default options"] * (row["strategy"] in split_options))
     return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -116,10 +126,13 @@ def load_results(root: str | Path) -> Results:
     runs[numeric] = runs[numeric].apply(pd.to_numeric, errors="coerce")
     runs["pass"] = runs["pass"].astype(str).eq("True")
     runs["reference"] = runs["schedule"].map(lambda name: get_schedule(name).reference)
+    runs["options"] = runs["run_id"].map(lambda run_id: _options_text(configs[run_id]))
     varying = [key for key in VARYING_KEYS if runs[key].nunique(dropna=False) > 1]
-    keys = ["strategy", *varying]
+    # a strategy run with several option settings (say two EWC lambdas) is one group per setting
+    split_options = {name for name, group in runs.groupby("strategy") if group["options"].nunique() > 1}
+    keys = ["strategy", *varying, *["options"] * bool(split_options)]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
-    runs["label"] = runs.apply(_label, axis=1, varying=varying)
+    runs["label"] = runs.apply(_label, axis=1, varying=varying, split_options=split_options)
     for label, group in runs.groupby("label", sort=False):
         repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
         if repeated:
