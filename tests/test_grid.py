@@ -66,6 +66,17 @@ def test_the_challenge_grid_file_expands_to_330_distinct_runs():
     assert {r.config.data.image_size for r in runs} == {512}
 
 
+def test_the_reference_grid_file_plans_every_strategy_at_the_recipe():
+    grid = load_grid(ROOT / "experiments" / "grids" / "reference.yaml")
+    base = load_config(grid["config"])
+    runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], grid["orders"], grid["fixed"], grid["vary"]),
+                     lambda a: apply_set(base, a))
+    assert set(STRATEGIES) <= set(grid["strategies"])
+    assert len({r.run_id for r in runs}) == 39 == 13 * 3
+    # the recipe's 320 px, trained on all of train and reported on val (never the tune split)
+    assert {(r.config.data.image_size, r.config.data.tune_split) for r in runs} == {(320, 0)}
+
+
 def test_flags_override_the_grid_file():
     args = build_parser("grid").parse_args(["grid", str(ROOT / "experiments" / "grids" / "smoke.yaml"),
                                             "--epochs", "1", "--seeds", "3"])

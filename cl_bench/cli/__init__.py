@@ -10,7 +10,7 @@ Other commands (each has --help):
   cl-bench check-model [--config X]                check the model against the challenge rules
   cl-bench report [--results results]              tables, figures and report.md over the finished runs
   cl-bench export --select best --out best_model.pt   the best run's weights + model card
-  cl-bench tune experiments/tuning/*.yaml          one run per YAML setting, a table of outcomes
+  cl-bench tune experiments/recipe/*.yaml          one run per YAML setting, a table of outcomes
   cl-bench grid --strategies naive,ewc --seeds 0-4  strategies x seeds x orders x settings on Ray
 
 Results: results/<run_id>/ (config, metrics.csv, matrices, summary.json, model.pt)
