@@ -14,22 +14,14 @@ from cl_bench.config import load_config
 from cl_bench.report.markdown import markdown_table
 from cl_bench.results import primary_metrics, runs_row
 from cl_bench.tasks import reported_metrics
-from cl_bench.yaml_io import load_yaml
+from cl_bench.yaml_io import dotted_items, load_yaml
 
 
 def setting_changes(path: Path) -> str:
     """The keys a YAML sets itself (its ``base`` excluded), as ``a.b=value`` items."""
-    def flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
-        items = []
-        for key, value in values.items():
-            if isinstance(value, dict) and value:
-                items += flatten(value, f"{prefix}{key}.")
-            else:
-                items.append(f"{prefix}{key}={value}")
-        return items
     own = load_yaml(Path(path).read_text()) or {}
     own.pop("base", None)
-    return ", ".join(flatten(own)) or "(the starting point)"
+    return ", ".join(dotted_items(own)) or "(the starting point)"
 
 
 def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -27,3 +27,14 @@ NumberSafeLoader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     """Parse YAML text safely (no tags that build objects); raises ``yaml.YAMLError``."""
     return yaml.load(text, Loader=NumberSafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def dotted_items(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """A nested mapping as ``a.b=value`` items (the ``--set`` form), nested keys dotted."""
+    items = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            items += dotted_items(value, f"{prefix}{key}.")
+        else:
+            items.append(f"{prefix}{key}={value}")
+    return items

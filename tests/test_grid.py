@@ -28,7 +28,7 @@ from cl_bench.experiment.checkpoints import CHECKPOINT
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.grid import driver
 from cl_bench.grid.driver import GridOptions, run_grid
-from cl_bench.grid.plan import GridSpec, load_grid, parse_set, plan_runs
+from cl_bench.grid.plan import GridSpec, parse_set, plan_runs
 from cl_bench.grid.worker import PID_FILE, staging_folder
 from cl_bench.results import read_runs
 from strategies import STRATEGIES
@@ -56,23 +56,23 @@ def assert_same_matrices(run_dir: Path, reference_dir: Path) -> None:
         pd.testing.assert_frame_equal(frame, reference[name], check_exact=True, obj=f"{run_dir.name}/{name}")
 
 
+def plan_grid_file(name: str):
+    """The grid file's axes and runs, planned as ``run_bench.py grid FILE`` plans them."""
+    args = build_parser("grid").parse_args(["grid", str(ROOT / "experiments" / "grids" / name)])
+    spec, runs, _ = plan_from_args(args)
+    return spec, runs
+
+
 def test_the_challenge_grid_file_expands_to_330_distinct_runs():
-    grid = load_grid(ROOT / "experiments" / "grids" / "challenge.yaml")
-    base = load_config(grid["config"])
-    runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], grid["orders"], grid["fixed"], grid["vary"]),
-                     lambda a: apply_set(base, a))
-    assert set(grid["strategies"]) == set(STRATEGIES)  # every registered strategy
+    spec, runs = plan_grid_file("challenge.yaml")
+    assert set(spec.strategies) == set(STRATEGIES)  # every registered strategy
     assert len({r.run_id for r in runs}) == 330 == 11 * 5 * 6
     assert {r.config.data.image_size for r in runs} == {512}
 
 
 def test_the_reference_grid_file_plans_every_strategy_at_the_recipe():
-    grid = load_grid(ROOT / "experiments" / "grids" / "reference.yaml")
-    base = load_config(grid["config"])
-    orders = grid.get("orders", [base.data.order])  # none in the file: the config's
-    runs = plan_runs(GridSpec(grid["strategies"], grid["seeds"], orders, grid["fixed"], grid["vary"]),
-                     lambda a: apply_set(base, a))
-    assert set(STRATEGIES) <= set(grid["strategies"])
+    spec, runs = plan_grid_file("reference.yaml")
+    assert set(STRATEGIES) <= set(spec.strategies)
     assert len({r.run_id for r in runs}) == 39 == 13 * 3
     # the recipe's 320 px, trained on all of train and reported on val (never the tune split)
     assert {(r.config.data.image_size, r.config.data.tune_split) for r in runs} == {(320, 0)}

@@ -16,7 +16,7 @@ from cl_bench.errors import CLBenchError, first_line
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
 from cl_bench.schedules import get_schedule
 from cl_bench.tasks import reported_metrics
-from cl_bench.yaml_io import load_yaml
+from cl_bench.yaml_io import dotted_items, load_yaml
 
 # Settings that split a strategy into separate groups when they vary across runs.
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
@@ -80,11 +80,7 @@ def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _options_text(config: dict[str, Any]) -> str:
     """A run's strategy options as ``key=value`` pairs, nested keys dotted ('' when none are set)."""
-    def flat(values: Any, prefix: str = "") -> list[str]:
-        if isinstance(values, dict) and values:
-            return [pair for key, value in values.items() for pair in flat(value, f"{prefix}{key}.")]
-        return [] if isinstance(values, dict) else [f"{prefix[:-1]}={values}"]
-    return ", ".join(flat((config.get("strategy") or {}).get("options") or {}))
+    return ", ".join(dotted_items((config.get("strategy") or {}).get("options") or {}))
 
 
 def _label(row: pd.Series, varying: list[str], split_options: set[str]) -> str:
