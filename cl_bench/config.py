@@ -74,8 +74,9 @@ class TrainConfig:
     """Optimisation of each experience (AdamW, cosine decay per experience).
 
     ``epochs`` / ``lr`` apply to every experience unless ``epochs_per_task`` /
-    ``lr_per_task`` name the task (``{"det": 30}``, or ``{"detection": 30}``). ``task_weights`` scale each
-    task's loss in mixed (replay, joint) minibatches.
+    ``lr_per_task`` name the task (``{"det": 30}``, or ``{"detection": 30}``); the joint stage trains
+    the mean of its tasks' epochs. ``task_weights`` scale each task's loss in mixed (replay, joint)
+    minibatches.
     """
 
     epochs: int = setting(30, allowed=AT_LEAST_1)

@@ -9,6 +9,7 @@ same initial weights) are references, with base = final by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,14 @@ class Stage:
     name: str
     evaluate: list[Any]
     reset_model: bool = False
+
+    def epochs(self, epochs_of: Callable[[str], int]) -> int:
+        """Epochs of this stage, given each task's epochs (``train.epochs_per_task`` or ``train.epochs``).
+
+        A stage of several tasks (joint) trains the mean of theirs over their union: as many
+        image passes as training them one after the other when their training sets are of one size."""
+        tasks = self.name.split("+")
+        return max(1, round(sum(epochs_of(task) for task in tasks) / len(tasks)))
 
 
 class Schedule:

@@ -180,7 +180,7 @@ def train_stages(run: Run, log: Callable[[str], None]) -> None:
         if stage.reset_model:
             run.model.load_state_dict(run.initial_state)
             run.bn_policy.restart()
-        epochs = config.train.epochs_per_task.get(stage.name, config.train.epochs)
+        epochs = stage.epochs(lambda task: config.train.epochs_per_task.get(task, config.train.epochs))
         run.strategy.train_epochs = epochs
         log(f"stage {index + 1}/{len(run.stages)}: {run.spec.name} trains {stage.name} for {epochs} epochs")
         began = time.perf_counter()
