@@ -8,8 +8,8 @@ same initial weights) are references, with base = final by construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
