@@ -20,20 +20,22 @@ from cl_bench.errors import CLBenchError
 @dataclass
 class Stage:
     """One training call: the experience, its name (the task it trains, or
-    ``seg+det+cls``), the experiences evaluated after it, and whether the model
-    restarts from its initial weights first."""
+    ``seg+det+cls``), the experiences evaluated after it, whether the model
+    restarts from its initial weights first, and the tasks it trains (its name's
+    task when not given)."""
 
     experience: Any
     name: str
     evaluate: list[Any]
     reset_model: bool = False
+    tasks: tuple[str, ...] = ()
 
     def epochs(self, epochs_of: Callable[[str], int]) -> int:
         """Epochs of this stage, given each task's epochs (``train.epochs_per_task`` or ``train.epochs``).
 
         A stage of several tasks (joint) trains the mean of theirs over their union: as many
         image passes as training them one after the other when their training sets are of one size."""
-        tasks = self.name.split("+")
+        tasks = self.tasks or (self.name,)
         return max(1, round(sum(epochs_of(task) for task in tasks) / len(tasks)))
 
 
@@ -85,7 +87,7 @@ class Joint(Schedule):
         everything = concat_datasets([e.dataset for e in train])
         joint = with_task_labels(benchmark_from_datasets(train=[everything])).train_stream[0]
         joint.task_name = "+".join(order)
-        return [Stage(joint, joint.task_name, test)]
+        return [Stage(joint, joint.task_name, test, tasks=tuple(order))]
 
     def base_final_rows(self, j: int, rows: int) -> tuple[int, int]:
         return 0, 0
