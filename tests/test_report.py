@@ -61,7 +61,7 @@ def test_report_writes_every_table_and_figure(report):
         assert f"](figures/{name}.png)" in text
     for heading in ("## Setup", "## Definitions", "at most 5 % of base", "absolute drop", "torch 2.", "avalanche-lib",
                     "pycocotools", "mobilenet_v3_small backbone (initial weights: none)", "64×64 px",
-                    "2 epochs per experience", "**Seeds**: 0, 1", "synthetic default"):
+                    "epochs per stage seg 2, det 2, cls 2, seg+det+cls 2;", "**Seeds**: 0, 1", "synthetic default"):
         assert heading in text, heading
     assert "INFO" in (report / "tables" / "constraints.md").read_text()  # latency measured on the CPU
     assert f"**Code** (cl_bench git commit) of the runs: {code_version()} (4 runs)." in text

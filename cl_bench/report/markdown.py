@@ -70,6 +70,17 @@ def _text(values: list[Any]) -> str:
                      for v in values)
 
 
+def _stage_epochs(results: Results) -> str:
+    """Epochs each stage trained, as the runs recorded them (a joint stage is named by its tasks)."""
+    epochs: dict[str, list[int]] = {}
+    for summary in results.summaries.values():
+        for timing in summary.get("timings", []):
+            values = epochs.setdefault(timing["task"], [])
+            if timing["epochs"] not in values:
+                values.append(timing["epochs"])
+    return ", ".join(f"{stage} {'/'.join(map(str, values))}" for stage, values in epochs.items()) or "not recorded"
+
+
 def setup_section(results: Results, latency: Latency | None) -> str:
     runs = results.runs
     data = list(dict.fromkeys(results.summaries[r].get("data", "?") for r in runs["run_id"]))
@@ -83,9 +94,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
     model = [f"{m['backbone']} backbone (initial weights: {m['backbone_weights']}), {m['neck']} neck "
              f"({m['neck_channels']} ch), {m['head_layers']}-layer head ({m['head_channels']} ch)"
              for m in _distinct(results, "model")]
-    train = [f"{t['epochs']} epochs per experience" + (f" (per task: {t['epochs_per_task']})"
-                                                       if t["epochs_per_task"] else "")
-             + f", batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
+    train = [f"batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
              + (f" (per task: {t['lr_per_task']})" if t["lr_per_task"] else "")
              + (f", backbone at {t['backbone_lr_scale']:g}× the rate" if t.get("backbone_lr_scale", 1.0) != 1.0 else "")
              + (f", loss weights {t['task_weights']}" if t.get("task_weights") else "")
@@ -102,7 +111,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
         f"- **Model**: {_text(model)}; {_text([f'{p / 1e6:.3f} M' for p in runs['params'].unique()])} parameters.",
         f"- **Input**: {_text([f'{s}×{s} px' for s in _distinct(results, 'data', 'image_size')])} (square resize), "
         f"training augmentation {_text(['on' if a else 'off' for a in _distinct(results, 'data', 'augment')])}.",
-        f"- **Training**: {_text(train)}.",
+        f"- **Training**: epochs per stage {_stage_epochs(results)}; {_text(train)}.",
         f"- **Strategies**: {'; '.join(strategies)}.",
         f"- **Seeds**: {seeds} ({len(runs)} runs in {runs['label'].nunique()} groups).",
         f"- **Device** of the runs: {devices}{measured}.",
