@@ -94,3 +94,12 @@ def test_check_model_passes_the_challenge_rules(capsys):
     assert "PASS  parameters" in out and "PASS  head layers         3" in out
     assert "PASS  head single branch  yes" in out and "PASS  neck                1 FPN layer" in out
     assert "latency 512x512" in out and "ms on" in out
+    assert "PASS  one forward pass    yes" in out
+
+
+def test_check_model_fails_per_task_batchnorm_statistics(tmp_path, capsys):
+    """Per-task BN statistics need a forward pass per task: not the challenge's one branch emitting all three."""
+    config = tmp_path / "per_task.yaml"
+    config.write_text("train:\n  bn_policy: per_task\n")
+    assert run_bench(["check-model", "--config", str(config), "--no-latency"]) == 1
+    assert "FAIL  one forward pass    no: BatchNorm statistics per task" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from cl_bench.tasks import Task
 
 def add_check_model_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "check-model", help="check the model against the challenge rules (params, head, neck, latency)",
+        "check-model", help="check the model against the challenge rules (params, head, neck, one forward, latency)",
         description="Build the configured model and print its parameters (total and per part), head layer count "
                     "and single-branch check, neck rule and latency per 512x512 image (batch 1, eval mode, "
                     "median after warm-up) on this device, each with PASS/FAIL against the challenge limits.")
@@ -37,6 +37,7 @@ def check_model_command(args: argparse.Namespace) -> int:
     m = config.model
     print(f"model: {m.backbone} (weights: {m.backbone_weights}) + {m.neck} neck ({m.neck_channels} ch) + "
           f"{m.head_layers}-layer head ({m.head_channels} ch)")
-    checks = check_model(model, resolve_device(args.device), latency=not args.no_latency)
+    checks = check_model(model, resolve_device(args.device), latency=not args.no_latency,
+                         per_task_bn=config.train.bn_policy == "per_task")
     print(format_checks(checks))
     return 1 if any(c.passed is False for c in checks) else 0

@@ -50,7 +50,10 @@ def measure_latency_ms(model: torch.nn.Module, device: torch.device, size: int =
     return statistics.median(times)
 
 
-def check_model(model: UnifiedModel, device: torch.device, latency: bool = True) -> list[Check]:
+def check_model(model: UnifiedModel, device: torch.device, latency: bool = True,
+                per_task_bn: bool = False) -> list[Check]:
+    """The challenge's model rules. ``per_task_bn``: the weights keep BatchNorm statistics per task
+    (``bn_policy: per_task``), so each task's output needs its own forward pass."""
     counts = model.parameter_counts()
     parts = ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in counts.items() if k != "total")
     layers = head_layer_count(model.head)
@@ -60,6 +63,8 @@ def check_model(model: UnifiedModel, device: torch.device, latency: bool = True)
         Check("head single branch", "yes" if is_single_branch(model.head) else "no", "one branch, one output",
               is_single_branch(model.head)),
         Check("neck", describe_neck(model.neck), "<= 2 ConvBNReLU or 1 FPN layer", neck_follows_rule(model.neck)),
+        Check("one forward pass", "no: BatchNorm statistics per task" if per_task_bn else "yes",
+              "all three outputs at once", not per_task_bn),
     ]
     if latency:
         ms = measure_latency_ms(model, device)

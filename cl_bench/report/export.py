@@ -63,7 +63,8 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
     out = Path(out)
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
-    checks = check_model(loaded.model, device or torch.device("cpu"), latency=device is not None)
+    checks = check_model(loaded.model, device or torch.device("cpu"), latency=device is not None,
+                         per_task_bn=bool(loaded.bn_stats))
     summary = results.summaries[run_id]
     card = {
         "weights": out.name,
