@@ -13,7 +13,8 @@ def add_check_model_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check-model", help="check the model against the challenge rules (params, head, neck, one forward, latency)",
         description="Build the configured model and print its parameters (total and per part), head layer count "
-                    "and single-branch check, neck rule and latency per 512x512 image (batch 1, eval mode, "
+                    "and single-branch check, neck rule, one forward pass for all three outputs (per-task BatchNorm "
+                    "statistics fail it) and latency per 512x512 image (batch 1, eval mode, "
                     "median after warm-up) on this device, each with PASS/FAIL against the challenge limits.")
     add_model_arguments(parser)
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")

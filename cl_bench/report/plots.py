@@ -10,6 +10,7 @@ dots are single runs.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,11 @@ def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.
     names = {t: f"{t}\n({metric_label(primary_metrics()[t])})" for t in tasks}
     text = R.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
     if sequential:
-        with np.errstate(invalid="ignore", divide="ignore"):  # a zero base has no relative drop
+        # a zero base has no relative drop: NaN, and no text where every run has one
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings(action="ignore",
+                                                                                      category=RuntimeWarning):
             drops = [(m.to_numpy().diagonal() - m.to_numpy()) / m.to_numpy().diagonal() * 100 for m in matrices]
-        drop = pd.DataFrame(np.where(np.isfinite(drops), drops, np.nan).reshape(len(drops), -1)).mean().to_numpy()
-        drop = drop.reshape(np.shape(drops)[1:])
+            drop = np.nanmean(np.where(np.isfinite(drops), drops, np.nan), axis=0)
         for i in range(len(R)):
             for j in range(i):
                 if not math.isnan(drop[i, j]):
