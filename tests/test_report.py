@@ -218,3 +218,19 @@ def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
     labels = results.runs.set_index("seed").query("strategy == 'naive'")["label"].to_dict()
     assert labels == {0: "naive (default options)", 1: "naive (ewc.ewc_lambda=10)"}
     assert set(results.runs.query("strategy == 'joint'")["label"]) == {"joint (reference)"}
+
+
+def test_one_group_per_config_setting_beyond_the_runs_columns(results_dir, tmp_path):
+    """Runs of one strategy that differ in a config key runs.csv has no column for (here a stage's
+    learning rate) are two groups labelled by that key; strategies without the difference keep their label."""
+    out = tmp_path / "results"
+    shutil.copytree(results_dir, out)
+    naive = load_results(out).runs.query("strategy == 'naive'").sort_values("seed")
+    config = out / naive["run_id"].iloc[1] / "config.yaml"
+    config.write_text(config.read_text().replace("lr_per_task: {}", "lr_per_task:\n    det: 0.003"))
+    results = load_results(out)
+    assert results.keys == ["strategy", "train.lr_per_task.det"]
+    labels = results.runs.set_index("seed").query("strategy == 'naive'")["label"].to_dict()
+    assert labels == {0: "naive (train.lr_per_task.det unset)", 1: "naive (train.lr_per_task.det 0.003)"}
+    assert set(results.runs.query("strategy == 'joint'")["label"]) == {"joint (reference)"}
+    assert results.warnings == []

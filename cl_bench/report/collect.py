@@ -13,13 +13,18 @@ import pandas as pd
 import yaml
 
 from cl_bench.errors import CLBenchError, first_line
+from cl_bench.experiment.run_id import result_settings
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
 from cl_bench.schedules import get_schedule
 from cl_bench.tasks import reported_metrics
 from cl_bench.yaml_io import dotted_items, load_yaml
 
-# Settings that split a strategy into separate groups when they vary across runs.
+# Settings that split a strategy into separate groups when they vary across runs: runs.csv's
+# columns, and any other result-changing config key (dotted) that varies, say train.lr_per_task.cls.
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
+# config keys those columns hold, and keys that never split a group (the seed; options split by strategy)
+_COVERED = ("data.order=", "model.backbone=", "train.bn_policy=", "data.image_size=", "train.epochs=",
+            "run.seed=", "strategy.")
 
 
 def _numeric_columns() -> list[str]:
@@ -83,9 +88,20 @@ def _options_text(config: dict[str, Any]) -> str:
     return ", ".join(dotted_items((config.get("strategy") or {}).get("options") or {}))
 
 
-def _label(row: pd.Series, varying: list[str], split_options: set[str]) -> str:
-    details = (["reference"] * bool(row["reference"]) + [f"{key} {row[key]}" for key in varying]
-               + [row["options"] or "default options"] * (row["strategy"] in split_options))
+def _settings(config: dict[str, Any]) -> dict[str, str]:
+    """A run's result-changing config values by dotted key, beyond runs.csv's columns, seed and strategy."""
+    items = (item.split("=", 1) for item in dotted_items(result_settings(config))
+             if not item.startswith(_COVERED))
+    return {key: value for key, value in items if value != "{}"}  # an empty mapping is the default
+
+
+def _label(row: pd.Series, varying: list[str], split: dict[str, set[str]]) -> str:
+    """The strategy, then the runs.csv settings that vary, then the config keys and options that
+    vary within this strategy's runs."""
+    own = split.get(row["strategy"], set())
+    details = (["reference"] * bool(row["reference"])
+               + [f"{key} {row[key]}" for key in varying if key in VARYING_KEYS or key in own]
+               + [row["options"] or "default options"] * ("options" in own))
     return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -123,12 +139,16 @@ def load_results(root: str | Path) -> Results:
     runs["pass"] = runs["pass"].astype(str).eq("True")
     runs["reference"] = runs["schedule"].map(lambda name: get_schedule(name).reference)
     runs["options"] = runs["run_id"].map(lambda run_id: _options_text(configs[run_id]))
-    varying = [key for key in VARYING_KEYS if runs[key].nunique(dropna=False) > 1]
+    settings = pd.DataFrame([_settings(configs[run_id]) for run_id in runs["run_id"]]).fillna("unset")
+    other = [key for key in settings.columns if settings[key].nunique() > 1]
+    runs[other] = settings[other]
+    varying = [key for key in [*VARYING_KEYS, *other] if runs[key].nunique(dropna=False) > 1]
     # a strategy run with several option settings (say two EWC lambdas) is one group per setting
-    split_options = {name for name, group in runs.groupby("strategy") if group["options"].nunique() > 1}
-    keys = ["strategy", *varying, *["options"] * bool(split_options)]
+    split = {name: {key for key in [*other, "options"] if group[key].nunique() > 1}
+             for name, group in runs.groupby("strategy")}
+    keys = ["strategy", *varying, *["options"] * any("options" in own for own in split.values())]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
-    runs["label"] = runs.apply(_label, axis=1, varying=varying, split_options=split_options)
+    runs["label"] = runs.apply(_label, axis=1, varying=varying, split=split)
     for label, group in runs.groupby("label", sort=False):
         repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
         if repeated:
