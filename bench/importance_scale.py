@@ -1,11 +1,12 @@
 """Why MAS's and SI's default strengths are what they are: their importances
-against EWC's on the same trained model. Trains the smoke model on
-segmentation (AdamW, SI's path integral recorded), then prints the mean,
+against EWC's on the same trained model. Trains the config's model (the smoke
+one by default) on its first task, segmentation (AdamW, SI's path integral recorded), then prints the mean,
 median and 99th percentile of EWC's, MAS's and SI's importances; a strength
 giving the same mean penalty weight as EWC's lambda 1e5 is 1e5 * mean(F) /
 mean(importance).
 
     python bench/importance_scale.py [--epochs 6] [--image-size 32] [--seed 0]
+    python bench/importance_scale.py --config experiments/reference.yaml --image-size 320  # real data
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"),
+                        help="the data and model (default: the smoke config)")
     args = parser.parse_args()
-    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml")
+    config = load_config(args.config)
     config.data.image_size = args.image_size
     benchmark, tasks = build_benchmark(config), build_tasks(config.tasks)
     torch.manual_seed(args.seed)
@@ -62,7 +65,7 @@ def main() -> None:
         f"SI Omega (damping {si.damping})": si.importance}
     flat = {name: torch.cat([getattr(v, "data", v).flatten() for v in d.values()]) for name, d in values.items()}
     ewc_mean = flat["EWC F"].mean()
-    print(f"after {args.epochs} seg epochs at {args.image_size} px (seed {args.seed}):")
+    print(f"{Path(args.config).name}: after {args.epochs} seg epochs at {args.image_size} px (seed {args.seed}):")
     for name, v in flat.items():
         print(f"  {name:<26} mean {v.mean():.2e}  median {v.median():.2e}  p99 {v.quantile(0.99):.2e}  "
               f"strength matching EWC lambda 1e5: {EWC_LAMBDA * ewc_mean / v.mean():.3g}")
