@@ -46,7 +46,7 @@ def main() -> None:
     model = build_model(config.model, benchmark.classes, tasks).train()
     criterion = MultiTaskCriterion(tasks)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    si, strategy = TaskAwareSIPlugin(), SimpleNamespace(model=model)
+    si, strategy = TaskAwareSIPlugin(c=0.0), SimpleNamespace(model=model)  # c scales the penalty, not Ω
     dataset = benchmark.train_stream[0].dataset
     si.before_training_exp(strategy)
     for _ in range(args.epochs):

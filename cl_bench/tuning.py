@@ -11,6 +11,7 @@ import pandas as pd
 
 from cl_bench.atomic import write_text
 from cl_bench.config import load_config
+from cl_bench.errors import CLBenchError, first_line
 from cl_bench.report.markdown import markdown_table
 from cl_bench.results import primary_metrics, runs_row
 from cl_bench.tasks import reported_metrics
@@ -46,9 +47,26 @@ def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]
 DEFAULT_TUNE_SPLIT = 40  # images per task held out of train (of 240 in the real minis)
 
 
+def _merged(previous: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` merged into the outcome table of earlier searches in the same folder: their rows stay
+    in place, a setting tried again takes its new row there, new settings follow."""
+    if not previous.is_file():
+        return table
+    try:
+        earlier = pd.read_csv(previous)
+    except (OSError, ValueError) as error:
+        raise CLBenchError(f"{previous}: unreadable ({first_line(error)}); move it away to start a new table") from None
+    if "setting" not in earlier:
+        raise CLBenchError(f"{previous}: no 'setting' column; move it away to start a new table")
+    order = list(dict.fromkeys([*earlier["setting"], *table["setting"]]))
+    kept = earlier[~earlier["setting"].isin(table["setting"])]
+    return pd.concat([kept, table]).set_index("setting").loc[order].reset_index()
+
+
 def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print,
                tune_split: int = DEFAULT_TUNE_SPLIT) -> pd.DataFrame:
-    """Train every setting into ``out`` (finished ones are skipped) and write the outcome table.
+    """Train every setting into ``out`` (finished ones are skipped) and write the outcome table (rows of
+    earlier searches into ``out`` kept).
     Every setting is evaluated on the tune split (``tune_split`` training images per task held out
     of training), never on the val split that results report; a YAML's own ``data.tune_split`` wins."""
     from cl_bench.experiment.runner import run_experiment
@@ -62,7 +80,7 @@ def run_search(paths: list[Path], out: Path, log: Callable[[str], None] = print,
         log(f"== {path.stem}: {changes}")
         outcome = run_experiment(config, log)
         rows.append(outcome_row(path.stem, changes, outcome.run_id, outcome.summary))
-    table = pd.DataFrame(rows)
+    table = _merged(out / "tuning.csv", pd.DataFrame(rows))
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "tuning.csv", table.to_csv(index=False))
     write_text(out / "tuning.md", markdown_table(table.drop(columns="run_id").astype(str), left=2))

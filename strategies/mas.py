@@ -26,9 +26,10 @@ from strategies.registry import register
 
 @dataclass
 class MASOptions:
-    # MAS importances average 6e-2 to 7e-2 per weight after a smoke seg stage (EWC's F 4e-7 to 8e-7):
-    # lambda 0.6 to 1.5 weighs the penalty as EWC's lambda 1e5 does on average (bench/importance_scale.py).
-    mas_lambda: float = setting(1.0, allowed=AT_LEAST_0)
+    # lambda 20 weighs the penalty as EWC's lambda 1e5 does on average after the 320 px recipe's seg stage
+    # (importances 0.160 per weight against EWC's F 3.29e-5, bench/importance_scale.py), and beat lambda 1
+    # (the smoke data's match) on the tune split (README, "Default strengths").
+    mas_lambda: float = setting(20.0, allowed=AT_LEAST_0)
     mode: str = "separate"  # separate | online
     decay_factor: float = setting(1.0, allowed=PROBABILITY)  # online mode only: weight of the earlier importances
 

@@ -76,7 +76,8 @@ def test_naive_forgets(forgetting_runs):
 def test_protecting_strategies_forget_less_than_naive(forgetting_runs, strategy):
     naive, other = seg_row(forgetting_runs["naive"]), seg_row(forgetting_runs[strategy])
     assert other["after seg"] == pytest.approx(naive["after seg"])  # same seed, same first stage
-    assert other["after cls"] > naive["after cls"] + 0.05  # at seed 0: agem +0.06, the others +0.13 to +0.22
+    # at seed 0: agem +0.06, mas +0.07, si +0.09, the others +0.13 to +0.22
+    assert other["after cls"] > naive["after cls"] + 0.05
 
 
 def test_runs_csv_has_one_row_per_run(forgetting_runs):

@@ -42,6 +42,7 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
     assert "| setting | changes |" in (out / "tuning.md").read_text()
     assert run_bench(["tune", str(start), "--out", str(out), "--tune-split", "4"]) == 0
     assert "already finished" in capsys.readouterr().out
+    assert pd.read_csv(out / "tuning.csv").equals(table)  # the earlier search's row of lr is kept
 
 
 def test_the_tune_split_is_held_out_of_training_and_the_same_for_every_run(synthetic_root):
