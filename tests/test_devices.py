@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,3 +41,18 @@ def test_unavailable_devices_are_one_line_errors():
     if not torch.cuda.is_available():
         with pytest.raises(CLBenchError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_run_records_the_code_version_read_before_training(tmp_path, monkeypatch):
+    """The version is the code the run imported, not the checkout's state when the run ends."""
+    from cl_bench.config import load_config
+    from cl_bench.experiment import runner
+
+    versions = iter(["abc1234", "def5678-dirty"])
+    monkeypatch.setattr(runner, "code_version", lambda: next(versions))
+    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml")
+    config.train.epochs, config.run.out, config.run.logger = 1, str(tmp_path), "none"
+    outcome = runner.run_experiment(config, log=lambda _: None)
+    assert outcome.summary["environment"]["cl_bench"] == "abc1234"
+    assert runner._code_versions(["abc1234"], "def5678") == ["abc1234", "def5678"]
+    assert runner._code_versions(["abc1234"], "abc1234") == ["abc1234"]

@@ -28,7 +28,7 @@ from cl_bench import results
 from cl_bench.atomic import check_writable, remove_stale_temporaries, write_text
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
-from cl_bench.devices import environment, resolve_device
+from cl_bench.devices import code_version, environment, resolve_device
 from cl_bench.digest import sha256_file
 from cl_bench.evaluation import MultiTaskEvalMetric
 from cl_bench.experiment.checkpoints import (
@@ -86,6 +86,11 @@ class Run:
     stateful: dict[str, Any]  # plugins (and the metric) whose state a checkpoint keeps
     timings: list[dict[str, Any]] = field(default_factory=list)
     start: int = 0  # first stage still to train
+    code: list[str] = field(default_factory=list)  # cl_bench versions that trained the stages, in order
+
+
+def _code_versions(earlier: list[str], now: str) -> list[str]:
+    return earlier if earlier[-1:] == [now] else [*earlier, now]
 
 
 def seed_everything(seed: int) -> None:
@@ -158,6 +163,7 @@ def resume(run: Run, log: Callable[[str], None]) -> None:
     for name, plugin in run.stateful.items():
         plugin.load_state_dict(checkpoint["plugins"][name], context)
     run.timings = list(checkpoint["timings"])
+    run.code = list(checkpoint.get("code", []))
     # Avalanche keeps no state of its own that a checkpoint could restore but its clock,
     # which EWC reads to key the importances of each experience.
     run.strategy.clock.train_exp_counter = run.start
@@ -175,6 +181,8 @@ def loader_arguments(config: Config, device: torch.device) -> dict[str, Any]:
 def train_stages(run: Run, log: Callable[[str], None]) -> None:
     """Train and evaluate every stage not yet completed, checkpointing after each."""
     config, loader_args = run.config, loader_arguments(run.config, run.strategy.device)
+    # the code this process imported, read before training (the checkout may change while it runs)
+    run.code = _code_versions(run.code, code_version())
     for index in range(run.start, len(run.stages)):
         stage = run.stages[index]
         if stage.reset_model:
@@ -193,7 +201,7 @@ def train_stages(run: Run, log: Callable[[str], None]) -> None:
             save_checkpoint(run.run_dir, {
                 "run_id": run.run_id, "completed": index, "model": run.model.state_dict(),
                 "plugins": {name: p.state_dict() for name, p in run.stateful.items()},
-                "timings": run.timings, "rng": rng_state()})
+                "timings": run.timings, "rng": rng_state(), "code": run.code})
 
 
 def finish(run: Run) -> dict[str, Any]:
@@ -209,7 +217,8 @@ def finish(run: Run) -> dict[str, Any]:
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
                        benchmark.source.description, benchmark.evaluated_on, run.metric.records,
                        run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
-                       {**environment(run.strategy.device), **backbone_provenance(config)}, intervals)
+                       {**environment(run.strategy.device), "cl_bench": " then ".join(run.code) or code_version(),
+                        **backbone_provenance(config)}, intervals)
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary
