@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -205,32 +206,35 @@ def test_tables_carry_intervals_over_seeds_and_single_runs(results_dir, report, 
     assert f"{verdict} (p = {ci['p_pass']:.2f})" in text
 
 
-def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
-    """Runs of one strategy at two option settings are two groups, never averaged together."""
-    assert load_results(results_dir).keys == ["strategy"]  # options alike: no options column
+def _naive_seed_1_edited(results_dir: Path, tmp_path: Path, old: str, new: str) -> tuple[dict, set, Any]:
+    """A copy of the results whose naive seed-1 config.yaml has ``old`` replaced by ``new``: the naive
+    labels by seed, the joint labels, and the Results."""
     out = tmp_path / "results"
     shutil.copytree(results_dir, out)
     naive = load_results(out).runs.query("strategy == 'naive'").sort_values("seed")
     config = out / naive["run_id"].iloc[1] / "config.yaml"
-    config.write_text(config.read_text().replace("options: {}", "options:\n    ewc:\n      ewc_lambda: 10"))
+    config.write_text(config.read_text().replace(old, new))
     results = load_results(out)
-    assert results.keys == ["strategy", "options"]
     labels = results.runs.set_index("seed").query("strategy == 'naive'")["label"].to_dict()
+    return labels, set(results.runs.query("strategy == 'joint'")["label"]), results
+
+
+def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
+    """Runs of one strategy at two option settings are two groups, never averaged together."""
+    assert load_results(results_dir).keys == ["strategy"]  # options alike: no options column
+    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "options: {}",
+                                                  "options:\n    ewc:\n      ewc_lambda: 10")
+    assert results.keys == ["strategy", "options"]
     assert labels == {0: "naive (default options)", 1: "naive (ewc.ewc_lambda=10)"}
-    assert set(results.runs.query("strategy == 'joint'")["label"]) == {"joint (reference)"}
+    assert joint == {"joint (reference)"}
 
 
 def test_one_group_per_config_setting_beyond_the_runs_columns(results_dir, tmp_path):
     """Runs of one strategy that differ in a config key runs.csv has no column for (here a stage's
     learning rate) are two groups labelled by that key; strategies without the difference keep their label."""
-    out = tmp_path / "results"
-    shutil.copytree(results_dir, out)
-    naive = load_results(out).runs.query("strategy == 'naive'").sort_values("seed")
-    config = out / naive["run_id"].iloc[1] / "config.yaml"
-    config.write_text(config.read_text().replace("lr_per_task: {}", "lr_per_task:\n    det: 0.003"))
-    results = load_results(out)
+    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "lr_per_task: {}",
+                                                  "lr_per_task:\n    det: 0.003")
     assert results.keys == ["strategy", "train.lr_per_task.det"]
-    labels = results.runs.set_index("seed").query("strategy == 'naive'")["label"].to_dict()
     assert labels == {0: "naive (train.lr_per_task.det unset)", 1: "naive (train.lr_per_task.det 0.003)"}
-    assert set(results.runs.query("strategy == 'joint'")["label"]) == {"joint (reference)"}
+    assert joint == {"joint (reference)"}
     assert results.warnings == []
