@@ -238,3 +238,24 @@ def test_one_group_per_config_setting_beyond_the_runs_columns(results_dir, tmp_p
     assert labels == {0: "naive (train.lr_per_task.det unset)", 1: "naive (train.lr_per_task.det 0.003)"}
     assert joint == {"joint (reference)"}
     assert results.warnings == []
+
+
+def test_final_against_the_single_task_reference_of_the_same_setting(results_dir, tmp_path):
+    """final / single-task: each run's mean over tasks of final / the single-task reference's mean final
+    over seeds; a run whose setting has no single-task reference gets none."""
+    _naive_seed_1_edited(results_dir, tmp_path, "lr_per_task: {}", "lr_per_task:\n    det: 0.003")
+    out = tmp_path / "results"
+    for run_id in load_results(out).runs.query("strategy == 'joint'")["run_id"]:  # stand in as single-task runs
+        summary = out / run_id / "summary.json"
+        summary.write_text(summary.read_text().replace('"schedule": "joint"', '"schedule": "single_task"'))
+    runs = load_results(out).runs.set_index("run_id")
+    finals = ["final_mIoU", "final_mAP", "final_top1"]
+    single = runs[runs["schedule"] == "single_task"]
+    assert len(single) == 2
+    reference = single[finals].mean()
+    naive = runs[runs["strategy"] == "naive"].sort_values("seed")
+    learned = reference > 0
+    expected = (naive.iloc[0][finals][learned] / reference[learned]).mean()
+    assert naive["final_vs_single_task"].iloc[0] == pytest.approx(expected)
+    assert pd.isna(naive["final_vs_single_task"].iloc[1])  # lr_per_task.det 0.003: no such reference
+    assert single["final_vs_single_task"].mean() == pytest.approx(1.0)

@@ -15,7 +15,7 @@ import yaml
 from cl_bench.errors import CLBenchError, first_line
 from cl_bench.experiment.run_id import result_settings
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
-from cl_bench.schedules import get_schedule
+from cl_bench.schedules import SINGLE_TASK, get_schedule
 from cl_bench.tasks import reported_metrics
 from cl_bench.yaml_io import dotted_items, load_yaml
 
@@ -38,7 +38,8 @@ def _numeric_columns() -> list[str]:
 class Results:
     """``runs``: one row per run, ``runs.csv``'s columns plus ``schedule``, ``reference``,
     ``threshold_pct``, ``label`` (its group) and per metric ``drop_rel_pct_M``,
-    ``drop_abs_pts_M``, ``pass_M`` (1/0). ``keys``: the columns the groups differ in."""
+    ``drop_abs_pts_M``, ``pass_M`` (1/0), ``final_vs_single_task``. ``keys``: the columns the groups
+    differ in."""
 
     root: Path
     runs: pd.DataFrame
@@ -105,6 +106,26 @@ def _label(row: pd.Series, varying: list[str], split: dict[str, set[str]]) -> st
     return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
 
 
+def _final_vs_single_task(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Each run's mean over tasks of its final primary metric / the single-task reference's final (mean
+    over that reference's seeds; the reference with the same settings but strategy and options), over
+    tasks whose reference is > 0; NaN without such a reference. Unlike final / own base, it does not
+    reward a strategy for learning the later tasks little."""
+    finals = [f"final_{metric}" for metric in primary_metrics().values()]
+    same = [key for key in keys if key not in ("strategy", "options")]
+    single = runs[runs["schedule"] == SINGLE_TASK.name]
+    groups = single.groupby(same, dropna=False) if same else [((), single)]
+    references = {tuple(setting): group[finals].astype(float).mean() for setting, group in groups}
+
+    def ratio(run: pd.Series) -> float:
+        reference = references.get(tuple(run[same]))
+        if reference is None or not (reference > 0).any():
+            return math.nan
+        learned = reference > 0
+        return float((run[finals][learned].astype(float) / reference[learned]).mean())
+    return runs.apply(ratio, axis=1)
+
+
 def load_results(root: str | Path) -> Results:
     """Every run listed in ``root/runs.csv`` whose summary.json and config.yaml are readable;
     runs without them are left out with a warning. No run at all is a CLBenchError."""
@@ -149,6 +170,7 @@ def load_results(root: str | Path) -> Results:
     keys = ["strategy", *varying, *["options"] * any("options" in own for own in split.values())]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
     runs["label"] = runs.apply(_label, axis=1, varying=varying, split=split)
+    runs["final_vs_single_task"] = _final_vs_single_task(runs, keys)
     for label, group in runs.groupby("label", sort=False):
         repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
         if repeated:

@@ -133,7 +133,10 @@ def definitions_section(results: Results) -> str:
             "base = final, so they pass by construction. They are upper bounds, not continual results.\n"
             "- **BWT** (backward transfer) = mean over all tasks but the last of (final − base); "
             "**mean normalised final** = mean over tasks of final / base (tasks with base > 0); a task with a "
-            "tiny base, such as an undertrained detector, can dominate it.\n"
+            "tiny base, such as an undertrained detector, can dominate it, and a strategy that learns the later "
+            "tasks little scores high on it. **final / single-task** = mean over tasks of final / the final of "
+            "the single-task reference with the same settings (mean over its seeds): how close the one "
+            "continual model comes to three separately trained ones.\n"
             "- **Forgetting** F[i][j] = best value of task j after any stage from j to i − 1, minus its value "
             "after stage i.\n")
 

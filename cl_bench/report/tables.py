@@ -26,7 +26,7 @@ STD_NOTE = ("mean ± std over seeds (ddof = 1) [95 % interval: Student's t inter
 
 def _interval_columns() -> list[str]:
     """The numbers that get an interval: the metrics and what is derived from them."""
-    return ["bwt", "mean_normalised_final",
+    return ["bwt", "mean_normalised_final", "final_vs_single_task",
             *[f"{part}_{m}" for m in reported_metrics() for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
 
 
@@ -141,16 +141,18 @@ def overview_table(frame: pd.DataFrame, results: Results) -> Table:
     view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, "pass_rate", "p_pass")
     view["BWT"] = mean_std(frame, "bwt", ".4f")
     view["mean normalised final"] = mean_std(frame, "mean_normalised_final", ".3f")
+    view["final / single-task"] = mean_std(frame, "final_vs_single_task", ".3f")
     view["train time (s)"] = mean_std(frame, "train_time_s", ".1f")
     view["parameters (M)"] = mean_std(frame, "params", ".3f", 1e-6)
-    data = _numbers(frame, results, ["seeds", "pass_rate", "p_pass", "bwt", "mean_normalised_final", "train_time_s",
-                                     "params"])
+    data = _numbers(frame, results, ["seeds", "pass_rate", "p_pass", "bwt", "mean_normalised_final",
+                                     "final_vs_single_task", "train_time_s", "params"])
     return Table("overview", "Overview", data, view,
                  f"{STD_NOTE}. Pass rate: share of runs where every task passes [its exact (Clopper-Pearson) "
                  "95 % interval over the seeds]; p: the bootstrap probability "
                  "that every task passes (product over tasks, each resampled over its own val images; mean over "
                  "the group's runs). BWT = mean over all but the last task of (final − base); mean normalised "
-                 "final = mean over tasks of final / base.")
+                 "final = mean over tasks of final / base; final / single-task = mean over tasks of final / the "
+                 "single-task reference's final (mean over its seeds).")
 
 
 def final_table(frame: pd.DataFrame, results: Results) -> Table:
