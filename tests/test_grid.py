@@ -4,6 +4,7 @@ resumed, a finished grid skipped, two grids at once, results of another node bro
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from cl_bench.cli import build_parser, main
 from cl_bench.cli.grid_command import plan_from_args
 from cl_bench.cli.train_command import apply_set
 from cl_bench.config import load_config
+from cl_bench.errors import CLBenchError
 from cl_bench.experiment.checkpoints import CHECKPOINT
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.grid import driver
@@ -172,6 +174,28 @@ def test_rerun_of_a_finished_grid_skips_every_run(grid_out, capsys):
     printed = capsys.readouterr().out
     assert f"all 4 runs of this grid had already finished in {out}: skipped, nothing trained" in printed
     assert printed.count("skipped") >= 5 and f"report --results {out}" in printed
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_a_run_finished_at_other_option_defaults_is_refused_not_skipped(grid_out, capsys, tmp_path):
+    """A default changed since a run finished (the run id covers only the options set): the grid and a
+    single run stop in one line naming the folder, and nothing is trained or rewritten."""
+    out = tmp_path / "grid"
+    shutil.copytree(grid_out[0], out)
+    [ewc] = plan(["ewc"], [0])
+    summary = out / ewc.run_id / "summary.json"
+    recorded = json.loads(summary.read_text())
+    assert recorded["strategy_options"] == {"ewc_lambda": 1e5, "mode": "separate", "decay_factor": None}
+    recorded["strategy_options"]["ewc_lambda"] = 1.0  # as if trained when the default was 1
+    summary.write_text(json.dumps(recorded))
+    before = (out / "runs.csv").read_text()
+    assert main(["grid", "--strategies", "naive,ewc", "--seeds", "0-1", *CLI_SMALL, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / ewc.run_id}: finished with strategy options ") and err.count("\n") == 1
+    assert '"ewc_lambda": 100000.0' in err and "delete the folder and its runs.csv row" in err
+    ewc.config.run.out = str(out)
+    with pytest.raises(CLBenchError, match="but the defaults now give"):
+        run_experiment(ewc.config, log=lambda _: None)
     assert (out / "runs.csv").read_text() == before
 
 

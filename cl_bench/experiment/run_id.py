@@ -13,6 +13,7 @@ import yaml
 
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
+from cl_bench.errors import CLBenchError
 from cl_bench.yaml_io import load_yaml
 
 # run settings that do not change results, left out of the run id
@@ -36,12 +37,37 @@ def run_id_for(config: Config) -> str:
     return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
 
 
-def finished_with(run_dir: Path, config_text: str) -> bool:
-    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside) are these."""
+def resolved_options(config: Config) -> dict[str, Any]:
+    """The strategy's options with its defaults filled in, as a finished run records them."""
+    from strategies import get_strategy  # here: the grid's planner reads this module, Avalanche is slow to import
+
+    return json.loads(json.dumps(to_dict(get_strategy(config.strategy.name).options(config.strategy.options))))
+
+
+def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> bool:
+    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside) are these.
+
+    The run id covers the strategy options a config sets, not the defaults of the others: a finished
+    run that recorded other resolved ``options`` (a default changed since) is a CLBenchError, never
+    taken for this run."""
     if not ((run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file()):
         return False
     try:
         stored = load_yaml((run_dir / "config.yaml").read_text())
     except yaml.YAMLError:
         return False
-    return isinstance(stored, dict) and result_settings(stored) == result_settings(load_yaml(config_text))
+    if not (isinstance(stored, dict) and result_settings(stored) == result_settings(load_yaml(config_text))):
+        return False
+    try:
+        recorded = json.loads((run_dir / "summary.json").read_text()).get("strategy_options")
+    except (OSError, ValueError, AttributeError):
+        return True  # an unreadable summary is the report's to flag; runs before the record have none
+    if recorded is not None and recorded != options:
+        raise CLBenchError(f"{run_dir}: finished with strategy options {_flat(recorded)}, but the defaults now "
+                           f"give {_flat(options)}; to re-run it, delete the folder and its runs.csv row, "
+                           f"or set the options in strategy.options (a new run id)")
+    return True
+
+
+def _flat(options: dict[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True)

@@ -37,6 +37,7 @@ class RunRecord:
     params: int
     environment: dict[str, str]
     intervals: dict[str, Any]  # per task and metric: bootstrap intervals of base, final, drop; p_pass
+    strategy_options: dict[str, Any]  # the strategy's options, defaults filled in
 
     @property
     def train_time_s(self) -> float:
@@ -56,7 +57,7 @@ class RunRecord:
                  "seed": config.run.seed, "order": self.order, "params": self.params,
                  "train_time_s": self.train_time_s, "eval_time_s": float(sum(t["eval_s"] for t in self.timings)),
                  "timings": self.timings, "data": self.data, "evaluated_on": self.evaluated_on,
-                 "image_size": config.data.image_size,
+                 "image_size": config.data.image_size, "strategy_options": self.strategy_options,
                  "classes": self.classes, "environment": self.environment,
                  "intervals": {"confidence": config.run.confidence, "resamples": config.run.bootstrap_resamples,
                                "unit": "val images, resampled with replacement (paired for base and final)",

@@ -39,7 +39,7 @@ from cl_bench.experiment.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from cl_bench.experiment.run_id import finished_with, run_id_for
+from cl_bench.experiment.run_id import finished_with, resolved_options, run_id_for
 from cl_bench.experiment.run_intervals import run_intervals
 from cl_bench.experiment.run_lock import run_lock
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
@@ -218,7 +218,7 @@ def finish(run: Run) -> dict[str, Any]:
                        benchmark.source.description, benchmark.evaluated_on, run.metric.records,
                        run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
                        {**environment(run.strategy.device), "cl_bench": " then ".join(run.code) or code_version(),
-                        **backbone_provenance(config)}, intervals)
+                        **backbone_provenance(config)}, intervals, resolved_options(config))
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary
@@ -249,7 +249,7 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
 def _run_locked(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
                 log: Callable[[str], None]) -> RunOutcome:
     config_text = yaml.safe_dump(to_dict(config), sort_keys=False)
-    if finished_with(run_dir, config_text):
+    if finished_with(run_dir, config_text, resolved_options(config)):
         summary = json.loads((run_dir / "summary.json").read_text())
         if not results.has_run(Path(config.run.out) / "runs.csv", run_id):
             add_runs_row(config, summary)

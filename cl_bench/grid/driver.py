@@ -29,7 +29,7 @@ from cl_bench.atomic import atomic_path
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError, one_line
-from cl_bench.experiment.run_id import finished_with
+from cl_bench.experiment.run_id import finished_with, resolved_options
 from cl_bench.experiment.run_record import add_runs_row
 from cl_bench.grid.board import Board
 from cl_bench.grid.plan import GridRun
@@ -55,9 +55,10 @@ class GridOptions:
 
 
 def is_finished(run: GridRun, out: Path) -> bool:
-    """The run has its runs.csv row in ``out`` and a run folder with the same settings."""
+    """The run has its runs.csv row in ``out`` and a run folder with the same settings (a CLBenchError
+    when that run recorded other strategy option defaults)."""
     return results.has_run(out / "runs.csv", run.run_id) and finished_with(
-        out / run.run_id, yaml.safe_dump(to_dict(run.config), sort_keys=False))
+        out / run.run_id, yaml.safe_dump(to_dict(run.config), sort_keys=False), resolved_options(run.config))
 
 
 def _probe(address: str) -> None:
