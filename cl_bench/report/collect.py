@@ -119,9 +119,9 @@ def _final_vs_single_task(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
 
     def ratio(run: pd.Series) -> float:
         reference = references.get(tuple(run[same]))
-        if reference is None or not (reference > 0).any():
+        learned = reference > 0 if reference is not None else None
+        if learned is None or not learned.any():
             return math.nan
-        learned = reference > 0
         return float((run[finals][learned].astype(float) / reference[learned]).mean())
     return runs.apply(ratio, axis=1)
 

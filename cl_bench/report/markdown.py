@@ -136,7 +136,7 @@ def definitions_section(results: Results) -> str:
             "tiny base, such as an undertrained detector, can dominate it, and a strategy that learns the later "
             "tasks little scores high on it. **final / single-task** = mean over tasks of final / the final of "
             "the single-task reference with the same settings (mean over its seeds): how close the one "
-            "continual model comes to three separately trained ones.\n"
+            "continual model comes to a model trained on each task alone.\n"
             "- **Forgetting** F[i][j] = best value of task j after any stage from j to i − 1, minus its value "
             "after stage i.\n")
 
