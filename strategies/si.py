@@ -1,11 +1,19 @@
 """Synaptic Intelligence: importances from the path integral of the loss during training.
 
-Over every optimizer step ``ω -= g · Δθ`` (g the gradient of the loss being
-minimised, penalties included); after each experience
+Over every optimizer step ``ω -= g · Δθ``; after each experience
 ``Ω += max(ω / (Δ² + damping), 0)`` with Δ the change of the parameter over
 the experience (a negative share would reward moving away). Penalty
 ``c * sum_i Ω_i (θ_i - θ*_i)^2``, θ* the weights after the last experience.
 BatchNorm parameters are left out, as in Avalanche.
+
+g, with ``path_gradient: task_loss`` (the default, as in the paper and FACIL),
+is the gradient of the loss of the data being learned: ``p.grad`` after the
+optimizer step (a GradScaler has unscaled it by then) less the SI penalty's
+own gradient ``2 c Ω (θ - θ*)`` at the weights before the step. Only SI's
+penalty is taken out: what other parts of a composed strategy add to the loss
+(replay rows, DER or LwF distillation) stays in g, and after A-GEM g is the
+projected gradient. ``total_loss`` takes ``p.grad`` as is, the gradient of
+everything minimised, so the penalty's own pull towards θ* counts as importance.
 
 Avalanche's SynapticIntelligencePlugin is not used: on CPU it records the
 weights as ``param.detach().cpu().flatten()``, a view of the live parameter,
@@ -24,7 +32,10 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch import nn
 
 from cl_bench.dataclass_io import AT_LEAST_0, POSITIVE, setting
+from cl_bench.errors import CLBenchError
 from strategies.registry import register
+
+PATH_GRADIENTS = ("task_loss", "total_loss")
 
 
 @dataclass
@@ -34,6 +45,13 @@ class SIOptions:
     # smoke data's match) on the tune split (README, "Default strengths").
     c: float = setting(2.0e4, allowed=AT_LEAST_0)
     damping: float = setting(0.1, allowed=POSITIVE)  # ξ, keeps Ω finite for parameters that hardly moved
+    # g of ω -= g·Δθ: task_loss (paper) the loss gradient without SI's own penalty | total_loss p.grad as is
+    path_gradient: str = "task_loss"
+
+    def __post_init__(self) -> None:
+        if self.path_gradient not in PATH_GRADIENTS:
+            raise CLBenchError(f"si.path_gradient: {self.path_gradient!r} is unknown "
+                               f"(known: {', '.join(PATH_GRADIENTS)})")
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -49,9 +67,9 @@ def _copy(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 class TaskAwareSIPlugin(SupervisedPlugin):
-    def __init__(self, c: float, damping: float = 0.1):
+    def __init__(self, c: float, damping: float = 0.1, path_gradient: str = "task_loss"):
         super().__init__()
-        self.c, self.damping = c, damping
+        self.c, self.damping, self.path_gradient = c, damping, path_gradient
         self.anchor: dict[str, torch.Tensor] = {}  # θ*
         self.importance: dict[str, torch.Tensor] = {}  # Ω
         self.path: dict[str, torch.Tensor] = {}  # ω of the current experience
@@ -73,9 +91,15 @@ class TaskAwareSIPlugin(SupervisedPlugin):
 
     @torch.no_grad()
     def after_training_iteration(self, strategy, **kwargs):
+        # p.grad still holds this step's gradient: the template zeroes it after before_training_iteration
         for name, p in _weights(strategy.model).items():
-            if p.grad is not None:
-                self.path[name] -= p.grad * (p - self.previous[name])
+            if p.grad is None:
+                continue
+            gradient = p.grad
+            if self.path_gradient == "task_loss" and name in self.importance:
+                # less the penalty's gradient 2 c Ω (θ - θ*), at the weights before the step (where it was taken)
+                gradient = gradient - 2 * self.c * self.importance[name] * (self.previous[name] - self.anchor[name])
+            self.path[name] -= gradient * (p - self.previous[name])
 
     @torch.no_grad()
     def after_training_exp(self, strategy, **kwargs):
@@ -96,4 +120,4 @@ class TaskAwareSIPlugin(SupervisedPlugin):
 
 @register("si", SIOptions, "SI penalty on weights whose movement lowered earlier tasks' loss along the way")
 def plugins(options: SIOptions, ctx) -> list:
-    return [TaskAwareSIPlugin(options.c, options.damping)]
+    return [TaskAwareSIPlugin(options.c, options.damping, options.path_gradient)]
