@@ -183,8 +183,9 @@ class DropInterval:
     base: Interval
     final: Interval
     threshold: float
-    p_pass: float
-    """Fraction of resamples with drop <= threshold."""
+    pass_share: float
+    """Fraction of resamples with drop <= threshold: how stable the verdict is under resampling the
+    images, not a probability that the run passes (and blind to the spread over seeds)."""
 
     @property
     def passed(self) -> bool:
@@ -226,7 +227,7 @@ def drop_interval(base_stat: Statistic, final_stat: Statistic, n: int, *, thresh
         value, low, high, distribution = _bootstrap(stat, n, resamples, confidence, seed)
     base, final, drop = (Interval(float(value[i]), float(low[i]), float(high[i]), distribution[i]) for i in range(3))
     return DropInterval(drop=drop, base=base, final=final, threshold=threshold,
-                        p_pass=float(np.mean(drop.distribution <= threshold)))
+                        pass_share=float(np.mean(drop.distribution <= threshold)))
 
 
 def _bootstrap(stat: Callable[[np.ndarray], Any], n: int, resamples: int, confidence: float,
@@ -291,6 +292,6 @@ def format_interval(value: float, low: float, high: float, fmt: str = ".3f") -> 
     return f"{value:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
 
-def format_pass(passed: bool, p_pass: float) -> str:
-    """``"pass (p = 0.93)"`` or ``"fail (p = 0.12)"``."""
-    return f"{'pass' if passed else 'fail'} (p = {p_pass:.2f})"
+def format_pass(passed: bool, pass_share: float) -> str:
+    """``"pass (bootstrap share 0.93)"`` or ``"fail (bootstrap share 0.12)"``."""
+    return f"{'pass' if passed else 'fail'} (bootstrap share {pass_share:.2f})"

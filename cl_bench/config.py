@@ -3,6 +3,7 @@ The ``tasks`` section has one entry per registered task, typed by its Task."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,20 @@ class Config:
 
     def __post_init__(self) -> None:
         self.tasks = task_options(self.tasks)
+
+
+# run settings that do not change results, left out of the run id and of comparisons between runs
+_NOT_RESULT_SETTINGS = {"run": ("out", "logger", "progress", "checkpoints", "device")}
+
+
+def result_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (as a dict) without the keys that do not change results
+    (output folder, logging, device)."""
+    values = copy.deepcopy(values)
+    for section, keys in _NOT_RESULT_SETTINGS.items():
+        for key in keys:
+            values.get(section, {}).pop(key, None)
+    return values
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

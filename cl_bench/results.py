@@ -31,6 +31,7 @@ from filelock import FileLock
 from cl_bench.atomic import atomic_path, write_text
 from cl_bench.bootstrap import relative_drop
 from cl_bench.errors import CLBenchError
+from cl_bench.rules import OWN_BASE, SINGLE_TASK_RULE, TOLERANCE, rule_definition, single_task_verdict
 from cl_bench.schedules import Schedule, get_schedule
 from cl_bench.tasks import TASKS
 
@@ -38,14 +39,10 @@ RECORD_COLUMNS: list[str] = ["run_id", "strategy", "seed", "order", "train_exp",
 
 DEFAULT_THRESHOLD_PCT = 5.0
 PASS_DEFINITION = (
-    "pass = for every task, the relative drop of its metric from base (right after training on it) "
-    "to final (after the last experience) is at most {threshold:g} % of base: "
+    "pass (own_base rule) = for every task, the relative drop of its metric from base (right after training "
+    "on it) to final (after the last experience) is at most {threshold:g} % of base: "
     "(base - final) / base * 100 <= {threshold:g}"
 )
-# Drops are compared with a small tolerance so that an exact 5 % drop is not
-# failed by floating-point rounding (0.8 -> 0.76 computes as 5.000000000000004).
-_TOLERANCE = 1e-9
-
 
 
 def primary_metrics() -> dict[str, str]:
@@ -67,8 +64,12 @@ def runs_columns() -> list[str]:
         *[f"base_{m}" for m in metrics],
         *[f"drop_rel_pct_{t}" for t in TASKS],
         *[f"drop_abs_pts_{t}" for t in TASKS],
-        "pass", "bwt", "mean_normalised_final", "train_time_s", "params",
+        "pass_own_base", "pass_single_task", "bwt", "bwt_rel", "mean_normalised_final", "train_time_s", "params",
     ]
+
+
+# runs.csv columns renamed since: rows written before keep their values under the new name
+RENAMED_COLUMNS = {"pass": "pass_own_base"}
 
 
 def _frame(records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -148,6 +149,8 @@ def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_
     Overall: ``pass`` (every task passes relatively: ``pass_definition``),
     ``pass_abs_all``, ``bonus`` (every final >= base), ``bwt`` = mean over
     j < T-1 of (R[T-1][j] - R[j][j]) (None when T = 1 or a value is missing),
+    ``bwt_rel`` = the same mean of (R[T-1][j] - R[j][j]) / R[j][j] over those with a base > 0
+    (relative, so a task in small units weighs as much as one in large),
     ``mean_normalised_final`` = mean of final / base over tasks with base > 0
     (None when a value is missing). A missing (NaN) value fails its task's checks
     and is written as None.
@@ -173,15 +176,18 @@ def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_
         tasks[task] = {
             "base": _none_if_nan(base), "final": _none_if_nan(final),
             "drop_rel_pct": _none_if_nan(drop_rel), "drop_abs_pts": _none_if_nan(drop_abs),
-            "pass_rel": bool(drop_rel <= threshold_pct + _TOLERANCE),
-            "pass_abs": bool(drop_abs <= threshold_pct + _TOLERANCE),
+            "pass_rel": bool(drop_rel <= threshold_pct + TOLERANCE),
+            "pass_abs": bool(drop_abs <= threshold_pct + TOLERANCE),
             "at_or_above_base": bool(final >= base),
         }
     b, f = np.array(bases), np.array(finals)
     complete = not (np.isnan(b).any() or np.isnan(f).any())
-    bwt = math.nan
+    bwt = bwt_rel = math.nan
     if not schedule.reference and T > 1 and complete:
         bwt = float(np.mean(f[:-1] - b[:-1]))
+        earlier = b[:-1] > 0
+        if earlier.any():
+            bwt_rel = float(np.mean((f[:-1][earlier] - b[:-1][earlier]) / b[:-1][earlier]))
     learned = b > 0
     normalised = float(np.mean(f[learned] / b[learned])) if complete and learned.any() else math.nan
     return {
@@ -193,6 +199,7 @@ def summarize(R: pd.DataFrame, order: list[str], threshold_pct: float = DEFAULT_
         "pass_abs_all": all(t["pass_abs"] for t in tasks.values()),
         "bonus": all(t["at_or_above_base"] for t in tasks.values()),
         "bwt": _none_if_nan(bwt),
+        "bwt_rel": _none_if_nan(bwt_rel),
         "mean_normalised_final": _none_if_nan(normalised),
         "tasks": tasks,
     }
@@ -211,14 +218,17 @@ def _write_csv(path: Path, frame: pd.DataFrame, **kwargs: Any) -> None:
 
 
 def write_run_results(run_dir: Path, records: pd.DataFrame, order: list[str], extra_summary: dict[str, Any],
-                      *, schedule: str | Schedule = "sequential",
-                      threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> dict[str, Any]:
+                      *, schedule: str | Schedule = "sequential", threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+                      reference: tuple[dict[str, float] | None, list[str]] = (None, [])) -> dict[str, Any]:
     """Write a run's ``metrics.csv``, ``matrix_<metric>.csv`` (every metric in the
     records), ``forgetting_<metric>.csv`` (primary metrics) and ``summary.json``.
 
     The summary is ``extra_summary`` updated with ``summarize()`` of the primary
     matrix and, under ``"secondary"``, of the secondary matrix (computed keys win
-    over ``extra_summary``'s). Returns it (as written, NaN as None).
+    over ``extra_summary``'s), and ``rules``: both readings of the rule
+    (``rules.single_task_verdict`` against ``reference``: the single-task reference's
+    mean primary finals and its run ids; none: "no reference"). Returns it (as
+    written, NaN as None).
     """
     run_dir = Path(run_dir)
     frame = _frame(records)
@@ -244,11 +254,26 @@ def write_run_results(run_dir: Path, records: pd.DataFrame, order: list[str], ex
     summary = dict(extra_summary)
     summary.update(summarize(R_primary, order, threshold_pct, schedule=schedule))
     summary["metrics"] = primary
+    summary["rules"] = rules_summary(summary, threshold_pct, reference)
     secondary_summary = summarize(metric_matrix(frame, secondary, order, stages=stages), order, threshold_pct,
                                   schedule=schedule)
     summary["secondary"] = {"metrics": secondary, **secondary_summary}
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary
+
+
+def rules_summary(summary: dict[str, Any], threshold_pct: float,
+                  reference: tuple[dict[str, float] | None, list[str]]) -> dict[str, Any]:
+    """Both rules' verdicts of a summarised run (a single_task run is its own reference)."""
+    own = {"rule": OWN_BASE, "definition": rule_definition(OWN_BASE, threshold_pct), "pass": summary["pass"],
+           "pass_abs_all": summary["pass_abs_all"], "bonus": summary["bonus"]}
+    if summary["schedule"] == SINGLE_TASK_RULE:
+        single = {"rule": SINGLE_TASK_RULE, "status": "is the reference", "pass": None, "pass_abs_all": None,
+                  "bonus": None}
+    else:
+        finals = {task: values["final"] for task, values in summary["tasks"].items()}
+        single = single_task_verdict(finals, reference[0], threshold_pct, reference[1])
+    return {OWN_BASE: own, SINGLE_TASK_RULE: single}
 
 
 def _json_default(value: Any) -> Any:
@@ -258,6 +283,14 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def epochs_text(config: Mapping[str, Any]) -> str:
+    """Epochs per task (``train.epochs_per_task``, else ``train.epochs``) of a config as a dict, as
+    runs.csv records them: ``seg:40;det:60;cls:20`` in the task order (timing.csv has each stage's)."""
+    train, order = config.get("train") or {}, (config.get("data") or {}).get("order") or []
+    per_task = train.get("epochs_per_task") or {}
+    return ";".join(f"{task}:{per_task.get(task, train.get('epochs'))}" for task in order)
 
 
 def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
@@ -275,8 +308,10 @@ def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             if primary:
                 row[f"drop_rel_pct_{task}"] = values.get("drop_rel_pct")
                 row[f"drop_abs_pts_{task}"] = values.get("drop_abs_pts")
-    for key in ("pass", "bwt", "mean_normalised_final"):
+    for key in ("bwt", "bwt_rel", "mean_normalised_final"):
         row[key] = summary.get(key)
+    row["pass_own_base"] = summary.get("pass")
+    row["pass_single_task"] = ((summary.get("rules") or {}).get(SINGLE_TASK_RULE) or {}).get("pass")
     return row
 
 
@@ -308,7 +343,7 @@ def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
         rows: list[dict[str, str]] = []
         if runs_csv.is_file():
             with open(runs_csv, newline="") as handle:
-                rows = [{c: r.get(c) or "" for c in columns} for r in csv.DictReader(handle)]
+                rows = [{c: _renamed(r).get(c) or "" for c in columns} for r in csv.DictReader(handle)]
         index = next((i for i, r in enumerate(rows) if r["run_id"] == new["run_id"]), None)
         if index is None:
             rows.append(new)
@@ -319,6 +354,12 @@ def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
         writer.writeheader()
         writer.writerows(rows)
         write_text(runs_csv, text.getvalue())
+
+
+def _renamed(row: dict[str, str]) -> dict[str, str]:
+    """A runs.csv row with its columns under today's names (``RENAMED_COLUMNS``)."""
+    return {RENAMED_COLUMNS.get(key, key): value for key, value in row.items()
+            if not (key in RENAMED_COLUMNS and RENAMED_COLUMNS[key] in row)}
 
 
 def has_run(runs_csv: Path, run_id: str) -> bool:
@@ -335,4 +376,5 @@ def read_runs(runs_csv: Path) -> pd.DataFrame:
     runs_csv = Path(runs_csv)
     if not runs_csv.is_file():
         return pd.DataFrame(columns=runs_columns())
-    return pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str})
+    table = pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str, "epochs": str})
+    return table.rename(columns={old: new for old, new in RENAMED_COLUMNS.items() if new not in table})

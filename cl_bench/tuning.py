@@ -14,6 +14,7 @@ from cl_bench.config import load_config
 from cl_bench.errors import CLBenchError, first_line
 from cl_bench.report.markdown import markdown_table
 from cl_bench.results import primary_metrics, runs_row
+from cl_bench.rules import SINGLE_TASK_RULE, verdict_text
 from cl_bench.tasks import reported_metrics
 from cl_bench.yaml_io import dotted_items, load_yaml
 
@@ -38,7 +39,8 @@ def outcome_row(setting: str, changes: str, run_id: str, summary: dict[str, Any]
                 row[f"{task} drop %"] = round(flat[f"drop_rel_pct_{task}"], 1)
     row["evaluated on"] = "tune split" if summary.get("evaluated_on", "").startswith("tune split") else \
         summary.get("evaluated_on", "val")
-    row["pass"] = "yes" if summary.get("pass") else "no"
+    row["pass (own_base)"] = "yes" if summary.get("pass") else "no"
+    row["pass (single_task)"] = verdict_text(summary, SINGLE_TASK_RULE)
     row["train s"] = round(summary.get("train_time_s", float("nan")))
     row["run_id"] = run_id
     return row

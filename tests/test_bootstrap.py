@@ -191,7 +191,7 @@ def test_identical_base_and_final_drop_nothing_in_every_resample():
     values = np.random.default_rng(0).random(25)
     result = drop_interval(mean_statistic(values), mean_statistic(values), 25)
     assert (result.drop.value, result.drop.low, result.drop.high) == (0.0, 0.0, 0.0)
-    assert result.p_pass == 1.0 and result.passed
+    assert result.pass_share == 1.0 and result.passed
 
 
 def test_large_drop_fails_in_nearly_every_resample():
@@ -200,8 +200,8 @@ def test_large_drop_fails_in_nearly_every_resample():
     result = drop_interval(mean_statistic(base), mean_statistic(final), 60)
     assert result.drop.value == pytest.approx((base.mean() - final.mean()) / base.mean() * 100)
     assert result.drop.low < result.drop.value < result.drop.high
-    assert result.p_pass < 0.01 and not result.passed
-    assert format_pass(result.passed, result.p_pass) == "fail (p = 0.00)"
+    assert result.pass_share < 0.01 and not result.passed
+    assert format_pass(result.passed, result.pass_share) == "fail (bootstrap share 0.00)"
 
 
 def test_drop_interval_base_and_final_are_their_own_intervals():
@@ -221,7 +221,7 @@ def test_a_zero_base_follows_the_pass_rule_of_the_results():
     result = drop_interval(mean_statistic(values), mean_statistic(values), 10)
     assert (result.base.distribution == 0).any()
     np.testing.assert_array_equal(result.drop.distribution, 0.0)
-    assert result.p_pass == 1.0 and result.passed
+    assert result.pass_share == 1.0 and result.passed
     assert relative_drop(0.0, 0.0) == 0.0 and relative_drop(0.0, 0.1) == 0.0 and relative_drop(0.0, -1.0) == math.inf
     assert math.isnan(relative_drop(math.nan, 0.5))
 
@@ -274,5 +274,5 @@ def test_pass_rate_interval_is_the_exact_binomial_interval():
 def test_formatting():
     assert format_interval(0.41234, 0.3711, 0.4549) == "0.412 [0.371, 0.455]"
     assert format_interval(12.345, 3.21, 20.0, fmt=".1f") == "12.3 [3.2, 20.0]"
-    assert format_pass(True, 0.931) == "pass (p = 0.93)"
-    assert format_pass(False, 0.12) == "fail (p = 0.12)"
+    assert format_pass(True, 0.931) == "pass (bootstrap share 0.93)"
+    assert format_pass(False, 0.12) == "fail (bootstrap share 0.12)"

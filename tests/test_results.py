@@ -132,6 +132,8 @@ def test_summarize_by_hand(records):
     assert cls["pass_rel"] and cls["pass_abs"] and cls["at_or_above_base"]
     assert s["pass"] is False and s["pass_abs_all"] is True and s["bonus"] is False
     assert s["bwt"] == pytest.approx(((0.57 - 0.60) + (0.37 - 0.40)) / 2)  # -0.03
+    # relative BWT: each earlier task's change in units of its base, -5 % and -7.5 %
+    assert s["bwt_rel"] == pytest.approx(((0.57 - 0.60) / 0.60 + (0.37 - 0.40) / 0.40) / 2)  # -0.0625
     assert s["mean_normalised_final"] == pytest.approx((0.95 + 0.925 + 1.0) / 3)
     assert "5 %" in s["pass_definition"] and "relative" in s["pass_definition"]
     json.dumps(s, allow_nan=False)
@@ -151,6 +153,8 @@ def test_summarize_secondary_by_hand(records):
     assert det["drop_rel_pct"] == pytest.approx(-0.02 / 0.70 * 100) and det["at_or_above_base"] is True
     assert s["pass"] is True and s["bonus"] is False
     assert s["bwt"] == pytest.approx(0.0, abs=1e-12)
+    # the same raw changes (-0.02, +0.02) in units of different bases do not cancel
+    assert s["bwt_rel"] == pytest.approx((-0.02 / 0.90 + 0.02 / 0.70) / 2)
     assert s["mean_normalised_final"] == pytest.approx((0.88 / 0.90 + 0.72 / 0.70 + 1.0) / 3)
 
 
@@ -273,7 +277,10 @@ def test_runs_row(records, tmp_path):
     assert row["final_mIoU"] == 0.57 and row["base_mAP"] == 0.40 and row["final_top1"] == 0.80
     assert row["final_pixel_acc"] == 0.88 and row["base_mAP50"] == 0.70 and row["final_top5"] == 0.95
     assert row["drop_rel_pct_det"] == pytest.approx(7.5) and row["drop_abs_pts_seg"] == pytest.approx(3.0)
-    assert row["pass"] is False and row["bwt"] == pytest.approx(-0.03)
+    assert row["pass_own_base"] is False and row["bwt"] == pytest.approx(-0.03)
+    assert row["bwt_rel"] == pytest.approx(-0.0625) and row["pass_single_task"] is None  # no reference
+    assert summary["rules"]["single_task"]["status"] == "no reference"
+    assert summary["rules"]["own_base"]["pass"] is False
     assert {k: row[k] for k in META} == META
     # A run without detection: its columns stay empty.
     two = summarize(pd.DataFrame([[0.5, 0.1], [0.5, 0.6]], columns=["seg", "cls"]), ["seg", "cls"])
@@ -284,16 +291,16 @@ def test_runs_row(records, tmp_path):
 def test_upsert_run_replaces_by_run_id(tmp_path):
     runs_csv = tmp_path / "results" / "runs.csv"
     assert list(read_runs(runs_csv).columns) == RUNS_COLUMNS and read_runs(runs_csv).empty
-    first = {**META, "final_mIoU": 0.5, "pass": True, "bwt": -0.01}
+    first = {**META, "final_mIoU": 0.5, "pass_own_base": True, "bwt": -0.01}
     upsert_run(runs_csv, first)
-    upsert_run(runs_csv, {**META, "run_id": "run2", "seed": 1, "final_mIoU": 0.4, "pass": False, "extra": 9})
+    upsert_run(runs_csv, {**META, "run_id": "run2", "seed": 1, "final_mIoU": 0.4, "pass_own_base": False, "extra": 9})
     upsert_run(runs_csv, {**first, "final_mIoU": 0.55, "bwt": None})  # replaces run1 in place
     assert runs_csv.read_text().splitlines()[0] == ",".join(RUNS_COLUMNS)
     runs = read_runs(runs_csv)
     assert list(runs.columns) == RUNS_COLUMNS
     assert runs["run_id"].tolist() == ["run1", "run2"]
     assert runs["final_mIoU"].tolist() == [0.55, 0.4]
-    assert runs["pass"].tolist() == [True, False] and runs["seed"].tolist() == [0, 1]
+    assert runs["pass_own_base"].tolist() == [True, False] and runs["seed"].tolist() == [0, 1]
     assert runs["bwt"].isna().all() and runs["final_mAP"].isna().all()
     assert runs.loc[0, "order"] == "seg,det,cls" and runs.loc[0, "train_time_s"] == 12.5
     assert no_temp_files(runs_csv.parent)
@@ -309,9 +316,20 @@ def test_upsert_run_keeps_known_columns_of_an_older_file(tmp_path):
     assert list(runs.columns) == RUNS_COLUMNS and runs["final_top1"].tolist() == [0.25, 0.5]
 
 
+def test_a_runs_csv_from_before_the_rules_keeps_its_verdicts(tmp_path):
+    """Its ``pass`` column is the own_base verdict: read under today's name, and kept when a row is added."""
+    runs_csv = tmp_path / "runs.csv"
+    runs_csv.write_text("run_id,epochs,pass,bwt\nold,20,True,-0.1\n")
+    assert read_runs(runs_csv)["pass_own_base"].tolist() == [True]
+    upsert_run(runs_csv, {"run_id": "new", "pass_own_base": False, "epochs": "seg:40;det:60;cls:20"})
+    runs = read_runs(runs_csv)
+    assert runs["pass_own_base"].tolist() == [True, False] and runs["epochs"].tolist() == ["20", "seg:40;det:60;cls:20"]
+
+
 def test_runs_columns_constant():
     assert RUNS_COLUMNS[:8] == ["run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs"]
-    assert RUNS_COLUMNS[-5:] == ["pass", "bwt", "mean_normalised_final", "train_time_s", "params"]
-    assert len(set(RUNS_COLUMNS)) == len(RUNS_COLUMNS) == 8 + 12 + 6 + 5
+    assert RUNS_COLUMNS[-7:] == ["pass_own_base", "pass_single_task", "bwt", "bwt_rel", "mean_normalised_final",
+                                 "train_time_s", "params"]
+    assert len(set(RUNS_COLUMNS)) == len(RUNS_COLUMNS) == 8 + 12 + 6 + 7
     assert results.primary_metrics() == {"seg": "mIoU", "det": "mAP", "cls": "top1"}
     assert results.secondary_metrics() == {"seg": "pixel_acc", "det": "mAP50", "cls": "top5"}

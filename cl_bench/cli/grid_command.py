@@ -13,6 +13,7 @@ from cl_bench.cli.train_command import apply_set
 from cl_bench.errors import CLBenchError
 from cl_bench.grid.plan import GridRun, GridSpec, load_grid, parse_seeds, parse_set, plan_runs
 from cl_bench.grid.status import RunStatus
+from cl_bench.rules import SINGLE_TASK_RULE, verdict_text
 
 
 def add_grid_command(subparsers: argparse._SubParsersAction) -> None:
@@ -79,9 +80,8 @@ def runs_table(statuses: list[RunStatus]) -> str:
         summary = s.summary or {}
         rows.append({"run": s.run.label, "run_id": s.run.run_id, "state": s.state, "attempts": s.attempts or "",
                      "time s": f"{s.elapsed_s:.0f}" if s.state in ("done", "failed") else "",
-                     "pass": "" if not summary else "yes" if summary.get("pass") else "no",
-                     "mean normalised final": "" if summary.get("mean_normalised_final") is None
-                     else f"{summary['mean_normalised_final']:.3f}"})
+                     "pass (own_base)": "" if not summary else "yes" if summary.get("pass") else "no",
+                     "pass (single_task)": "" if not summary else verdict_text(summary, SINGLE_TASK_RULE)})
     return pd.DataFrame(rows).to_string(index=False)
 
 
@@ -94,7 +94,7 @@ def overview(out: Path, run_ids: list[str]) -> str:
     results.runs = results.runs[results.runs["run_id"].isin(run_ids)]
     if results.runs.empty:
         return ""
-    return overview_table(aggregate(results), results).view.to_string(index=False)
+    return overview_table(aggregate(results), results, results.default_rule).view.to_string(index=False)
 
 
 def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cl_bench.rules import RULES
+
 
 def add_report_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,6 +19,11 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="report folder (default: RESULTS/report)")
     parser.add_argument("--device", default="auto", help="device for the latency measurement (default: auto)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument("--rule", choices=RULES,
+                        help="the reading of the 5 %% rule the report leads with (both are shown): single_task "
+                             "(each task within 5 %% of the single-task reference of the same setting) or "
+                             "own_base (within 5 %% of its own value right after its stage); default: "
+                             "single_task when the results hold a single-task reference, else own_base")
     parser.set_defaults(handler=report_command)
 
 
@@ -25,5 +32,5 @@ def report_command(args: argparse.Namespace) -> int:
     from cl_bench.report.build import build_report
 
     build_report(args.results, args.out or args.results / "report",
-                 None if args.no_latency else resolve_device(args.device))
+                 None if args.no_latency else resolve_device(args.device), rule=args.rule)
     return 0

@@ -10,6 +10,7 @@ from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, conf
 from cl_bench.config import Config
 from cl_bench.dataclass_io import from_dict, to_dict
 from cl_bench.errors import CLBenchError, first_line
+from cl_bench.rules import OWN_BASE, SINGLE_TASK_RULE, rule_definition
 from cl_bench.schedules import get_schedule
 from cl_bench.yaml_io import load_yaml
 
@@ -108,15 +109,27 @@ def summary_table(summary: dict) -> str:
     import pandas as pd
 
     rows = [{"task": task, "metric": summary["metrics"][task], "base": v["base"], "final": v["final"],
-             "drop %": v["drop_rel_pct"], "drop pts": v["drop_abs_pts"], "pass": "yes" if v["pass_rel"] else "no"}
+             "drop %": v["drop_rel_pct"], "drop pts": v["drop_abs_pts"],
+             "pass (own_base)": "yes" if v["pass_rel"] else "no"}
             for task, v in summary["tasks"].items()]
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
     schedule = get_schedule(summary.get("schedule", "sequential"))
     if schedule.reference:
         return table + f"\n({schedule.name} is a reference: base = final by construction)"
-    verdict = "PASS" if summary["pass"] else "FAIL"
-    bwt = "n/a" if summary.get("bwt") is None else f"{summary['bwt']:.4f}"
-    return table + f"\n{verdict}: {summary['pass_definition']}; BWT {bwt}"
+    bwt = ", ".join(f"{name} {summary[key]:.4f}" for name, key in (("BWT (rel.)", "bwt_rel"), ("BWT (raw)", "bwt"))
+                    if summary.get(key) is not None) or "BWT n/a"
+    lines = [table, f"own_base rule: {'PASS' if summary['pass'] else 'FAIL'} "
+                    f"({rule_definition(OWN_BASE, summary['threshold_pct'])}); {bwt}"]
+    single = (summary.get("rules") or {}).get(SINGLE_TASK_RULE) or {}
+    if single.get("tasks"):
+        detail = ", ".join(f"{task} {v['final']:.4f} vs {v['reference']:.4f} ({v['drop_rel_pct']:.1f} %)"
+                           if v["final"] is not None else f"{task} missing" for task, v in single["tasks"].items())
+        lines.append(f"single_task rule: {'PASS' if single['pass'] else 'FAIL'} ({detail}; reference: "
+                     f"{len(single['reference_runs'])} single_task run(s) of the same setting)")
+    else:
+        lines.append("single_task rule: no reference (no finished single_task run of the same setting in the "
+                     "results folder; run --strategy single_task with this config for one)")
+    return "\n".join(lines)
 
 
 def build_train_parser(parser: argparse.ArgumentParser) -> None:

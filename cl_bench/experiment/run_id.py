@@ -3,7 +3,6 @@ changes results, and whether a run folder already holds that run finished."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -11,23 +10,10 @@ from typing import Any
 
 import yaml
 
-from cl_bench.config import Config
+from cl_bench.config import Config, result_settings
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.yaml_io import load_yaml
-
-# run settings that do not change results, left out of the run id
-_NOT_IN_RUN_ID = {"run": ("out", "logger", "progress", "checkpoints", "device")}
-
-
-def result_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config (as a dict) without the keys that do not change results
-    (output folder, logging, device)."""
-    values = copy.deepcopy(values)
-    for section, keys in _NOT_IN_RUN_ID.items():
-        for key in keys:
-            values.get(section, {}).pop(key, None)
-    return values
 
 
 def run_id_for(config: Config) -> str:

@@ -1,5 +1,5 @@
 """Bootstrap intervals of one run: each task's base and final metrics, its
-relative drop and the probability it passes the rule, resampling the evaluated
+relative drop and the share of resamples in which it passes the own_base rule, resampling the evaluated
 images (the same resample for base and final: a paired bootstrap)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _bounds(interval) -> list[float | None]:
 def run_intervals(metric: MultiTaskEvalMetric, tasks: dict[str, Task], splits: dict[str, TaskSplit],
                   schedule: Schedule, order: list[str], *, resamples: int, confidence: float, seed: int,
                   threshold_pct: float) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{task: {metric: {base, final, drop_rel_pct: [low, high], p_pass}}}`` for every task and metric
+    """``{task: {metric: {base, final, drop_rel_pct: [low, high], boot_pass_share}}}`` for every task and metric
     (``resamples`` seeded by ``seed``); tasks whose base or final evaluation is missing are left out."""
     rows = len(schedule.stage_names(order))
     intervals: dict[str, dict[str, dict[str, Any]]] = {}
@@ -38,5 +38,6 @@ def run_intervals(metric: MultiTaskEvalMetric, tasks: dict[str, Task], splits: d
             result = drop_interval(base_stats[metric_name], final_stats[metric_name], len(base["index"]),
                                    threshold=threshold_pct, resamples=resamples, confidence=confidence, seed=seed)
             intervals[name][metric_name] = {"base": _bounds(result.base), "final": _bounds(result.final),
-                                            "drop_rel_pct": _bounds(result.drop), "p_pass": float(result.p_pass)}
+                                            "drop_rel_pct": _bounds(result.drop),
+                                            "boot_pass_share": float(result.pass_share)}
     return intervals

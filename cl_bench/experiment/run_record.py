@@ -17,7 +17,10 @@ import pandas as pd
 from cl_bench import results
 from cl_bench.atomic import write_text
 from cl_bench.config import Config
+from cl_bench.dataclass_io import to_dict
+from cl_bench.rules import reference_finals
 from cl_bench.schedules import Schedule
+from cl_bench.yaml_io import load_yaml
 
 
 @dataclass
@@ -36,7 +39,7 @@ class RunRecord:
     timings: list[dict[str, Any]]  # per stage: stage, task, epochs, train_s, eval_s
     params: int
     environment: dict[str, str]
-    intervals: dict[str, Any]  # per task and metric: bootstrap intervals of base, final, drop; p_pass
+    intervals: dict[str, Any]  # per task and metric: bootstrap intervals of base, final, drop; boot_pass_share
     strategy_options: dict[str, Any]  # the strategy's options, defaults filled in
 
     @property
@@ -62,7 +65,10 @@ class RunRecord:
                  "intervals": {"confidence": config.run.confidence, "resamples": config.run.bootstrap_resamples,
                                "unit": "val images, resampled with replacement (paired for base and final)",
                                "tasks": self.intervals}}
-        summary = results.write_run_results(run_dir, frame, self.order, extra, schedule=self.schedule)
+        reference = reference_finals(Path(config.run.out), load_yaml((run_dir / "config.yaml").read_text()),
+                                     results.primary_metrics())
+        summary = results.write_run_results(run_dir, frame, self.order, extra, schedule=self.schedule,
+                                            reference=reference)
         add_runs_row(config, summary)
         return summary
 
@@ -73,5 +79,7 @@ def add_runs_row(config: Config, summary: dict[str, Any]) -> None:
     meta = {"run_id": summary["run_id"], "strategy": config.strategy.name, "seed": config.run.seed,
             "order": ",".join(summary["order"]), "backbone": config.model.backbone,
             "bn_policy": config.train.bn_policy, "image_size": config.data.image_size,
-            "epochs": config.train.epochs, "train_time_s": summary["train_time_s"], "params": summary["params"]}
+            "epochs": results.epochs_text(to_dict(config)), "train_time_s": summary["train_time_s"],
+            "params": summary["params"]}
     results.upsert_run(Path(config.run.out) / "runs.csv", results.runs_row(summary, meta))
+

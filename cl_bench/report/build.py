@@ -17,6 +17,7 @@ from cl_bench.model.weights_file import load_weights
 from cl_bench.report import plots
 from cl_bench.report.collect import Results, load_results, run_matrix, stage_values, training_losses
 from cl_bench.report.markdown import FigureRef, markdown_table, report_markdown
+from cl_bench.report.selection import verdict_lines
 from cl_bench.report.tables import Latency, Table, build_tables
 
 # A quick latency: the median of a few passes after one warm-up (check-model uses 5 + 20).
@@ -65,7 +66,7 @@ def make_figures(results: Results, tables: dict[str, Table], latency: Latency | 
         "stages": [FigureRef("Metrics across stages", plots.stage_lines(stage_values(results), palette,
                                                                          folder / "stages.png"),
                              "Each task's primary metric after every training stage; dashed lines: references.")],
-        "drops": [], "matrices": [], "losses": [],
+        "drops": [], "matrices": [], "losses": [], "tradeoff": [],
         "constraints": [FigureRef("Constraints", plots.constraint_panel(
             tables["constraints"].data, palette,
             latency.device if latency else None, folder / "constraints.png"),
@@ -76,6 +77,19 @@ def make_figures(results: Results, tables: dict[str, Table], latency: Latency | 
         figures["drops"].append(FigureRef("Drops", plots.drop_bars(runs, palette, threshold, folder / "drops.png"),
                                           f"Drop from base to final per task (continual runs); dashed: the "
                                           f"{threshold:g} % (left) and {threshold:g} point (right) lines."))
+    if runs["plasticity"].notna().any():
+        figures["tradeoff"] += [
+            FigureRef("Stability and plasticity", plots.stability_plasticity(
+                runs, palette, threshold, folder / "stability_plasticity.png"),
+                "Each run's plasticity (mean over tasks of base / single-task reference: how well it learns each "
+                "task) against its stability (mean over earlier tasks of final / base: how much it keeps); large "
+                "markers: a strategy's mean with 95 % Student's t intervals over seeds; the single_task rule "
+                f"asks for every task's final ≥ {100 - threshold:g} % of the reference, the own_base rule for every "
+                f"earlier task's final ≥ {100 - threshold:g} % of its base (lines)."),
+            FigureRef("Final / single-task per task", plots.single_task_ratio_bars(
+                runs, palette, threshold, folder / "final_vs_single_task.png"),
+                "Each task's final over the single-task reference of the same setting; error bars: 95 % Student's "
+                f"t interval over seeds (clipped at 0); dashed: {100 - threshold:g} %, the single_task rule's line.")]
     losses = training_losses(results)
     if not losses.empty:
         figures["losses"].append(FigureRef("Training loss", plots.loss_lines(losses, palette, folder / "losses.png"),
@@ -92,20 +106,26 @@ def make_figures(results: Results, tables: dict[str, Table], latency: Latency | 
 
 
 def build_report(results_dir: str | Path, out: str | Path, device: torch.device | None,
-                 log: Callable[[str], None] = print) -> Path:
+                 log: Callable[[str], None] = print, rule: str | None = None) -> Path:
     """Write ``out/tables/``, ``out/figures/`` and ``out/report.md``; latency is measured on
-    ``device`` (None: not measured). Returns the path of report.md."""
+    ``device`` (None: not measured); ``rule``: the rule the report leads with (None: the results'
+    default). Returns the path of report.md."""
     out = Path(out)
     results = load_results(results_dir)
+    rule = results.rule(rule)
     for warning in results.warnings:
         log(f"warning: {warning}")
     latency = measure_latencies(results, device) if device is not None else None
-    tables = {t.name: t for t in build_tables(results, latency)}
+    tables = {t.name: t for t in build_tables(results, latency, rule)}
     for table in tables.values():
         write_table(table, out / "tables", 2 if table.name == "runs" else len(results.keys))
     figures = make_figures(results, tables, latency, out / "figures")
     report = out / "report.md"
-    write_text(report, report_markdown(results, tables, figures, latency, out))
-    log(f"report of {len(results.runs)} runs in {results.runs['label'].nunique()} groups: {report} "
-        f"({len(tables)} tables in {out / 'tables'}, {sum(map(len, figures.values()))} figures in {out / 'figures'})")
+    verdicts = verdict_lines(results)
+    write_text(report, report_markdown(results, tables, figures, latency, out, rule, verdicts))
+    log(f"report of {len(results.runs)} runs in {results.runs['label'].nunique()} groups under the {rule} rule: "
+        f"{report} ({len(tables)} tables in {out / 'tables'}, {sum(map(len, figures.values()))} figures in "
+        f"{out / 'figures'})")
+    for line in verdicts:
+        log(line)
     return report

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from cl_bench.bootstrap import relative_drop
+from cl_bench.config import result_settings
 from cl_bench.errors import CLBenchError, first_line
-from cl_bench.experiment.run_id import result_settings
-from cl_bench.results import DEFAULT_THRESHOLD_PCT, primary_metrics, read_runs
+from cl_bench.results import DEFAULT_THRESHOLD_PCT, epochs_text, primary_metrics, read_runs
+from cl_bench.rules import NO_REFERENCE, OWN_BASE, REFERENCE_FOUND, RULES, SINGLE_TASK_RULE, TOLERANCE, setting_key
 from cl_bench.schedules import SINGLE_TASK, get_schedule
 from cl_bench.tasks import reported_metrics
 from cl_bench.yaml_io import dotted_items, load_yaml
@@ -24,22 +27,27 @@ from cl_bench.yaml_io import dotted_items, load_yaml
 VARYING_KEYS = ["order", "backbone", "bn_policy", "image_size", "epochs"]
 # config keys those columns hold, and keys that never split a group (the seed; options split by strategy)
 _COVERED = ("data.order=", "model.backbone=", "train.bn_policy=", "data.image_size=", "train.epochs=",
-            "run.seed=", "strategy.")
+            "train.epochs_per_task.", "run.seed=", "strategy.")
 
 
 def _numeric_columns() -> list[str]:
-    return ["seed", "bwt", "mean_normalised_final", "train_time_s", "params", "threshold_pct", "p_pass",
+    return ["seed", "bwt", "bwt_rel", "mean_normalised_final", "train_time_s", "params", "threshold_pct",
+            "boot_pass_share",
             *[f"{part}_{m}" for m in reported_metrics()
-              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass", "p_pass")],
+              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "pass", "boot_pass_share")],
             *[f"ci_{part}_{m}_{end}" for m in reported_metrics() for part in INTERVAL_PARTS for end in ("lo", "hi")]]
 
 
 @dataclass
 class Results:
     """``runs``: one row per run, ``runs.csv``'s columns plus ``schedule``, ``reference``,
-    ``threshold_pct``, ``label`` (its group) and per metric ``drop_rel_pct_M``,
-    ``drop_abs_pts_M``, ``pass_M`` (1/0), ``final_vs_single_task``. ``keys``: the columns the groups
-    differ in."""
+    ``threshold_pct``, ``label`` (its group), ``setting`` (``rules.setting_key``), ``epochs`` (per
+    stage, from the run's timings), per metric ``drop_rel_pct_M``, ``drop_abs_pts_M``, ``pass_M``
+    (own_base, 1/0) and the single_task rule's ``st_reference_M``, ``st_ratio_M``,
+    ``st_drop_rel_pct_M``, ``st_drop_abs_pts_M``, ``st_pass_M``; per run ``pass_own_base``,
+    ``pass_single_task`` (NaN: no reference), ``st_status``, ``final_vs_single_task``,
+    ``plasticity``, ``stability`` and ``final_vs_best``. ``keys``: the columns the groups differ in;
+    ``references``: the single_task runs of each setting."""
 
     root: Path
     runs: pd.DataFrame
@@ -47,6 +55,7 @@ class Results:
     configs: dict[str, dict[str, Any]]
     keys: list[str]
     warnings: list[str] = field(default_factory=list)
+    references: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -56,18 +65,34 @@ class Results:
     def threshold_pct(self) -> float:
         return float(self.runs["threshold_pct"].max())
 
+    @property
+    def default_rule(self) -> str:
+        """``single_task`` when some continual run has a single-task reference, else ``own_base``."""
+        continual = self.runs[~self.runs["reference"]]
+        return SINGLE_TASK_RULE if (continual["st_status"] == REFERENCE_FOUND).any() else OWN_BASE
+
+    def rule(self, requested: str | None) -> str:
+        """``requested`` (one of ``rules.RULES``), or the default rule when None."""
+        if requested is None:
+            return self.default_rule
+        if requested not in RULES:
+            raise CLBenchError(f"--rule {requested}: unknown rule (choose from {', '.join(RULES)})")
+        return requested
+
 
 INTERVAL_PARTS = ("base", "final", "drop_rel_pct")  # the per-run bootstrap intervals a report shows
 
 
 def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
-    """A run's per-metric drops and verdicts, and its bootstrap intervals (``ci_<part>_<metric>_lo/hi``,
-    ``p_pass_<metric>``; NaN for runs recorded without them). ``p_pass``: the probability that every
-    task passes, the product of the primary metrics' (tasks are evaluated on separate images)."""
+    """A run's own_base drops and verdicts per metric, and its bootstrap intervals (``ci_<part>_<metric>_lo/hi``;
+    NaN for runs recorded without them). ``boot_pass_share_<metric>``: the share of the run's bootstrap
+    resamples of val images in which the task passes own_base (not a probability of passing, and blind to
+    the spread over seeds); ``boot_pass_share``: the product over tasks (each is resampled over its own
+    images), the share of joint resamples in which every task passes."""
     row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
                            "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
     intervals = summary.get("intervals", {}).get("tasks", {})
-    p_all = 1.0
+    share_all = 1.0
     for metric, (task, part) in reported_metrics().items():
         values = (summary if part == "primary" else summary.get("secondary", {})).get("tasks", {}).get(task, {})
         row[f"drop_rel_pct_{metric}"] = values.get("drop_rel_pct")
@@ -77,11 +102,25 @@ def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
         for name in INTERVAL_PARTS:
             low, high = ci.get(name) or (None, None)
             row[f"ci_{name}_{metric}_lo"], row[f"ci_{name}_{metric}_hi"] = low, high
-        row[f"p_pass_{metric}"] = ci.get("p_pass")
+        share = ci.get("boot_pass_share", ci.get("p_pass"))  # the name runs recorded before
+        row[f"boot_pass_share_{metric}"] = share
         if part == "primary":
-            p_all = p_all * ci["p_pass"] if ci.get("p_pass") is not None else math.nan
-    row["p_pass"] = p_all
+            share_all = share_all * share if share is not None else math.nan
+    row["boot_pass_share"] = share_all
+    row["bwt_rel"] = _relative_bwt(summary)
     return row
+
+
+def _relative_bwt(summary: dict[str, Any]) -> float | None:
+    """The summary's ``bwt_rel``, or (runs recorded before it) the same from its tasks' base and final."""
+    if "bwt_rel" in summary or get_schedule(summary.get("schedule", "sequential")).reference:
+        return summary.get("bwt_rel")
+    tasks = [summary.get("tasks", {}).get(task) or {} for task in summary.get("order", [])[:-1]]
+    pairs = [(t.get("base"), t.get("final")) for t in tasks]
+    if not pairs or any(base is None or final is None for base, final in pairs):
+        return None
+    learned = [(final - base) / base for base, final in pairs if base > 0]
+    return float(np.mean(learned)) if learned else None
 
 
 def _options_text(config: dict[str, Any]) -> str:
@@ -106,24 +145,55 @@ def _label(row: pd.Series, varying: list[str], split: dict[str, set[str]]) -> st
     return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
 
 
-def _final_vs_single_task(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """Each run's mean over tasks of its final primary metric / the single-task reference's final (mean
-    over that reference's seeds; the reference with the same settings but strategy and options), over
-    tasks whose reference is > 0; NaN without such a reference. Unlike final / own base, it does not
-    reward a strategy for learning the later tasks little."""
-    finals = [f"final_{metric}" for metric in primary_metrics().values()]
-    same = [key for key in keys if key not in ("strategy", "options")]
-    single = runs[runs["schedule"] == SINGLE_TASK.name]
-    groups = single.groupby(same, dropna=False) if same else [((), single)]
-    references = {tuple(setting): group[finals].astype(float).mean() for setting, group in groups}
+def _single_task_rule(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The single_task rule's columns of every run (see ``Results``) against the single_task runs of
+    its setting (mean over their seeds), and those reference runs by setting."""
+    metrics, primary = list(reported_metrics()), list(primary_metrics().values())
+    references = dict(iter(runs[runs["schedule"] == SINGLE_TASK.name].groupby("setting")))
+    best = runs[[f"final_{m}" for m in primary]].astype(float).max()
+    threshold = runs["threshold_pct"].astype(float)
+    columns: dict[str, Any] = {}
+    reference = pd.DataFrame([references[s][[f"final_{m}" for m in metrics]].astype(float).mean()
+                              if s in references else pd.Series(dtype=float) for s in runs["setting"]],
+                             index=runs.index).reindex(columns=[f"final_{m}" for m in metrics])
+    for m in metrics:
+        ref, final = reference[f"final_{m}"], runs[f"final_{m}"].astype(float)
+        columns[f"st_reference_{m}"] = ref
+        columns[f"st_ratio_{m}"] = final / ref.where(ref > 0)
+        columns[f"st_drop_rel_pct_{m}"] = pd.Series(relative_drop(ref.to_numpy(), final.to_numpy()), index=runs.index)
+        columns[f"st_drop_abs_pts_{m}"] = (ref - final) * 100
+        columns[f"st_pass_{m}"] = (columns[f"st_drop_rel_pct_{m}"] <= threshold + TOLERANCE).astype(float).where(
+            ref.notna())
+        for end, other in (("lo", "hi"), ("hi", "lo")):  # a higher final is a smaller drop
+            bound = runs.get(f"ci_final_{m}_{other}", pd.Series(math.nan, index=runs.index)).astype(float)
+            columns[f"ci_st_drop_rel_pct_{m}_{end}"] = (ref - bound) / ref.where(ref > 0) * 100
+    frame = pd.DataFrame(columns, index=runs.index)
+    found = reference[[f"final_{m}" for m in primary]].notna().all(axis=1)
+    frame["st_status"] = np.where(runs["schedule"] == SINGLE_TASK.name, "is the reference",
+                                  np.where(found, REFERENCE_FOUND, NO_REFERENCE))
+    frame["pass_single_task"] = frame[[f"st_pass_{m}" for m in primary]].min(axis=1).where(
+        frame["st_status"] == REFERENCE_FOUND)
+    ratios = frame[[f"st_ratio_{m}" for m in primary]]
+    frame["final_vs_single_task"] = ratios.mean(axis=1).where(found)
+    bases = runs[[f"base_{m}" for m in primary]].astype(float)
+    frame["plasticity"] = (bases.to_numpy() / reference[[f"final_{m}" for m in primary]].where(
+        reference[[f"final_{m}" for m in primary]] > 0).to_numpy()).mean(axis=1)
+    frame["plasticity"] = frame["plasticity"].where(found)
+    frame["stability"] = runs.apply(_stability, axis=1)
+    frame["final_vs_best"] = (runs[[f"final_{m}" for m in primary]].astype(float) / best.where(best > 0).to_numpy()
+                              ).mean(axis=1)
+    return frame, references
 
-    def ratio(run: pd.Series) -> float:
-        reference = references.get(tuple(run[same]))
-        learned = reference > 0 if reference is not None else None
-        if learned is None or not learned.any():
-            return math.nan
-        return float((run[finals][learned].astype(float) / reference[learned]).mean())
-    return runs.apply(ratio, axis=1)
+
+def _stability(run: pd.Series) -> float:
+    """Mean over all but the last task of final / base (tasks with a base > 0); NaN for references."""
+    if run["reference"]:
+        return math.nan
+    metrics = primary_metrics()
+    order = [task for task in str(run["order"]).split(",") if task in metrics][:-1]
+    ratios = [float(run[f"final_{metrics[t]}"]) / float(run[f"base_{metrics[t]}"]) for t in order
+              if float(run[f"base_{metrics[t]}"]) > 0]
+    return float(np.mean(ratios)) if ratios else math.nan
 
 
 def load_results(root: str | Path) -> Results:
@@ -151,14 +221,16 @@ def load_results(root: str | Path) -> Results:
                             f"({first_line(error)})")
             continue
         summaries[run_id], configs[run_id] = summary, config
-        rows.append({**row, **_per_metric(summary)})
+        rows.append({**row, **_per_metric(summary), "epochs": epochs_text(config)})
     if not rows:
         raise CLBenchError(f"{runs_csv}: no finished run to report" + (f" ({warnings[0]})" if warnings else ""))
     runs = pd.DataFrame(rows)
     numeric = _numeric_columns()
+    runs = runs.reindex(columns=list(dict.fromkeys([*runs.columns, *numeric, "pass_own_base"])))
     runs[numeric] = runs[numeric].apply(pd.to_numeric, errors="coerce")
-    runs["pass"] = runs["pass"].astype(str).eq("True")
+    runs["pass_own_base"] = runs["pass_own_base"].astype(str).eq("True")
     runs["reference"] = runs["schedule"].map(lambda name: get_schedule(name).reference)
+    runs["setting"] = runs["run_id"].map(lambda run_id: setting_key(configs[run_id]))
     runs["options"] = runs["run_id"].map(lambda run_id: _options_text(configs[run_id]))
     settings = pd.DataFrame([_settings(configs[run_id]) for run_id in runs["run_id"]]).fillna("unset")
     other = [key for key in settings.columns if settings[key].nunique() > 1]
@@ -170,13 +242,14 @@ def load_results(root: str | Path) -> Results:
     keys = ["strategy", *varying, *["options"] * any("options" in own for own in split.values())]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
     runs["label"] = runs.apply(_label, axis=1, varying=varying, split=split)
-    runs["final_vs_single_task"] = _final_vs_single_task(runs, keys)
+    single, references = _single_task_rule(runs)
+    runs = runs.drop(columns=[c for c in single.columns if c in runs]).join(single)
     for label, group in runs.groupby("label", sort=False):
         repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
         if repeated:
             warnings.append(f"{label}: several runs with seed {', '.join(map(str, repeated))} (they differ in a "
                             f"setting other than {', '.join(keys)}); they are averaged together")
-    return Results(root, runs, summaries, configs, keys, warnings)
+    return Results(root, runs, summaries, configs, keys, warnings, references)
 
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:

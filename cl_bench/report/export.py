@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from cl_bench.atomic import atomic_path, write_text
@@ -22,7 +23,9 @@ from cl_bench.errors import CLBenchError
 from cl_bench.model.challenge_rules import check_model
 from cl_bench.model.weights_file import load_weights
 from cl_bench.report.collect import Results
-from cl_bench.report.selection import SELECTION_RULE
+from cl_bench.report.selection import SELECTION_RULE, pass_column, scores
+from cl_bench.results import primary_metrics
+from cl_bench.rules import NO_REFERENCE, OWN_BASE, SINGLE_TASK_RULE, rule_definition
 from scenarios.layout import DEFAULT_DATA_ROOT, SYNTHETIC_ROOT
 from scenarios.synthetic import synthetic_path
 
@@ -49,9 +52,38 @@ def eval_command(config: dict[str, Any], source: str, out: Path) -> str:
     return f"python eval.py --weights {shlex.quote(str(out))} --data_root {shlex.quote(root)}{roots} --tasks all{split}"
 
 
-def export_run(results: Results, run_id: str, out: Path, selection: str, device: torch.device | None) -> dict[str, Any]:
+def rule_verdicts(results: Results, run_id: str) -> dict[str, Any]:
+    """Both rules' verdicts of a run as the results folder gives them today (the single_task rule against
+    the folder's single-task reference of the run's setting)."""
+    run = results.runs.set_index("run_id").loc[run_id]
+    threshold = float(run["threshold_pct"])
+    tasks = {task: metric for task, metric in primary_metrics().items() if task in str(run["order"]).split(",")}
+
+    def number(value: Any) -> float | None:
+        return None if pd.isna(value) else float(value)
+    own = {"definition": rule_definition(OWN_BASE, threshold),
+           "pass": None if run["reference"] else bool(run["pass_own_base"]),
+           "tasks": {task: {"base": number(run[f"base_{m}"]), "final": number(run[f"final_{m}"]),
+                            "drop_rel_pct": number(run[f"drop_rel_pct_{m}"]),
+                            "drop_abs_pts": number(run[f"drop_abs_pts_{m}"])} for task, m in tasks.items()}}
+    single = {"definition": rule_definition(SINGLE_TASK_RULE, threshold), "status": run["st_status"],
+              "pass": None if pd.isna(run["pass_single_task"]) else bool(run["pass_single_task"]),
+              "final_vs_single_task": number(run["final_vs_single_task"])}
+    if run["st_status"] != NO_REFERENCE:
+        references = results.references.get(run["setting"])
+        single["reference_runs"] = [] if references is None else list(references["run_id"])
+        single["tasks"] = {task: {"reference": number(run[f"st_reference_{m}"]), "final": number(run[f"final_{m}"]),
+                                  "ratio": number(run[f"st_ratio_{m}"]),
+                                  "drop_rel_pct": number(run[f"st_drop_rel_pct_{m}"]),
+                                  "drop_abs_pts": number(run[f"st_drop_abs_pts_{m}"])} for task, m in tasks.items()}
+    return {OWN_BASE: own, SINGLE_TASK_RULE: single}
+
+
+def export_run(results: Results, run_id: str, out: Path, selection: str, device: torch.device | None,
+               rule: str) -> dict[str, Any]:
     """Copy ``run_id``'s model.pt to ``out`` (atomically), write the model card beside it and return it.
-    The card's constraint check measures latency when ``device`` is given."""
+    The card's constraint check measures latency when ``device`` is given; ``rule``: the rule the
+    selection used (both rules' verdicts are on the card)."""
     if run_id not in results.summaries:
         known = list(results.runs["run_id"])
         listed = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
@@ -66,6 +98,7 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
     checks = check_model(loaded.model, device or torch.device("cpu"), latency=device is not None,
                          per_task_bn=bool(loaded.bn_stats))
     summary = results.summaries[run_id]
+    score = scores(results.runs[results.runs["run_id"] == run_id]).iloc[0]
     card = {
         "weights": out.name,
         "sha256": sha256_file(out),
@@ -73,11 +106,13 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
         "source_run": {"run_id": run_id, "run_dir": str(results.root / run_id), "strategy": summary.get("strategy"),
                        "schedule": summary.get("schedule"), "seed": summary.get("seed"), "order": summary.get("order"),
                        "data": summary.get("data"), "image_size": summary.get("image_size")},
-        "selection": {"mode": selection, "rule": SELECTION_RULE,
+        "selection": {"mode": selection, "rule": rule, "definition": SELECTION_RULE,
+                      "score": None if pd.isna(score) else float(score),
                       "candidates": int((~results.runs["reference"]).sum()),
-                      "passing": int((results.runs["pass"] & ~results.runs["reference"]).sum())},
-        "metrics": {key: summary.get(key) for key in ("threshold_pct", "pass_definition", "pass", "pass_abs_all",
-                                                      "bwt", "mean_normalised_final", "metrics", "tasks")},
+                      "passing": int(((results.runs[pass_column(rule)] == 1) & ~results.runs["reference"]).sum())},
+        "rules": rule_verdicts(results, run_id),
+        "metrics": {key: summary.get(key) for key in ("threshold_pct", "bwt", "bwt_rel", "mean_normalised_final",
+                                                      "metrics", "tasks")},
         "secondary_metrics": {key: summary.get("secondary", {}).get(key) for key in ("metrics", "tasks")},
         "backbone_weights": {key: value for key, value in summary.get("environment", {}).items()
                              if key.startswith("backbone_weights")},

@@ -30,10 +30,22 @@ from cl_bench.tasks import metric_label, reported_metrics
 
 DPI = 120
 Colours = dict[str, tuple[float, float, float]]
+# one marker per group, beside its colour, so groups stay apart in grey print and for colour-blind readers
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "H", "8", "1", "2", "3", "4", "+")
 
 
 def colours(labels: list[str]) -> Colours:
-    return dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+    """A distinct colour per group: tab20's dark shades, then its light ones (20 in all), then evenly
+    spaced hues (husl) for more groups."""
+    if len(labels) > 20:
+        return dict(zip(labels, sns.color_palette("husl", len(labels))))
+    tab20 = sns.color_palette("tab20", 20)
+    return dict(zip(labels, [tab20[i] for i in [*range(0, 20, 2), *range(1, 20, 2)]]))
+
+
+def markers(labels: list[str]) -> dict[str, str]:
+    """A marker per group (``MARKERS``, cycling past 20 groups, where the colours still differ)."""
+    return {label: MARKERS[i % len(MARKERS)] for i, label in enumerate(labels)}
 
 
 def _figure(columns: int, width: float, height: float, **kwargs) -> tuple[Figure, np.ndarray]:
@@ -101,10 +113,22 @@ def matrix_figure(label: str, matrices: list[pd.DataFrame], forgetting: list[pd.
     return _save(fig, path)
 
 
-def seed_interval(values: pd.Series) -> tuple[float, float]:
-    """Error bars: Student's t interval of the mean over seeds (a single value: none)."""
+def seed_interval(values: pd.Series, low: float = -math.inf, high: float = math.inf) -> tuple[float, float]:
+    """Error bars: Student's t interval of the mean over seeds, clipped to [low, high] (the values'
+    range: a metric cannot exceed 1); a single value: none."""
     summary = seed_summary(values.tolist())
-    return summary.ci if summary.ci is not None else (summary.mean, summary.mean)
+    ci = summary.ci if summary.ci is not None else (summary.mean, summary.mean)
+    return max(ci[0], low), min(ci[1], high)
+
+
+def metric_interval(values: pd.Series) -> tuple[float, float]:
+    """``seed_interval`` of a metric, clipped to [0, 1]."""
+    return seed_interval(values, 0.0, 1.0)
+
+
+def ratio_interval(values: pd.Series) -> tuple[float, float]:
+    """``seed_interval`` of a ratio of metrics, clipped at 0."""
+    return seed_interval(values, 0.0)
 
 
 def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
@@ -115,7 +139,7 @@ def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
     for ax, (metric, (task, _)) in zip(axes, reported_metrics().items()):
         column = f"final_{metric}"
         sns.barplot(data=runs, x="label", y=column, hue="label", order=labels, hue_order=labels, palette=palette,
-                    errorbar=seed_interval, capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+                    errorbar=metric_interval, capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
         sns.stripplot(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
         for x, label in enumerate(labels):
             single = runs[runs["label"] == label]
@@ -127,8 +151,8 @@ def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
         ax.set(title=f"{metric_label(metric)} ({task})", xlabel="", ylabel="final value" if ax is axes[0] else "")
         ax.set_xticks([])
         ax.set_ylim(bottom=0)
-    fig.suptitle("Final metrics after the last experience (bars: mean; error bars: 95 % interval, over seeds or, "
-                 "for a single run, over val images; dots: runs)")
+    fig.suptitle("Final metrics after the last experience (bars: mean; error bars: 95 % interval, Student's t over "
+                 "seeds clipped to [0, 1] or, for a single run, bootstrap over val images; dots: runs)")
     fig.tight_layout()
     _legend(fig, _patches(palette, labels))
     return _save(fig, path)
@@ -185,17 +209,19 @@ def stage_lines(stages: pd.DataFrame, palette: Colours, path: Path) -> Path:
     for ax, task in zip(axes, tasks):
         rows = continual[continual["task"] == task]
         if not rows.empty:
-            sns.lineplot(data=rows, x="stage", y="value", hue="label", palette=palette, marker="o",
-                         errorbar=seed_interval, err_style="bars", legend=False, ax=ax)
+            sns.lineplot(data=rows, x="stage", y="value", hue="label", style="label", palette=palette,
+                         markers=markers(list(palette)), dashes=False, errorbar=metric_interval, err_style="bars",
+                         legend=False, ax=ax)
         for label, value in reference[reference["task"] == task].groupby("label", sort=False)["value"].mean().items():
             ax.axhline(value, color=palette[label], linestyle="--", linewidth=1.4)
         _stage_ticks(ax, names)
         ax.set(title=f"{task}: {metric_label(primary_metrics()[task])}", xlabel="after training stage",
                ylabel="value" if task == tasks[0] else "")
-    fig.suptitle("Each task's primary metric across training stages (error bars: 95 % t interval over seeds; "
-                 "dashed: references)")
+    fig.suptitle("Each task's primary metric across training stages (error bars: 95 % Student's t interval over "
+                 "seeds, clipped to [0, 1]; dashed: references)")
     fig.tight_layout()
-    handles = [Line2D([], [], color=palette[label], marker="o", label=label)
+    shapes = markers(list(palette))
+    handles = [Line2D([], [], color=palette[label], marker=shapes[label], label=label)
                for label in palette if label in set(continual["label"])]
     handles += [Line2D([], [], color=palette[label], linestyle="--", label=label)
                 for label in palette if label in set(reference["label"])]
@@ -247,4 +273,78 @@ def constraint_panel(constraints: pd.DataFrame, palette: Colours, latency_device
     device = f"latency on {latency_device}" if latency_device else "latency not measured"
     fig.suptitle(f"Challenge constraints ({device}; the rule's reference device is a Colab T4)")
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def _mean_interval(values: pd.Series, low: float = -math.inf) -> tuple[float, float, float]:
+    """Mean and its t interval over seeds (clipped at ``low``; NaN for a single value)."""
+    values = values.dropna()
+    if values.empty:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    lo, hi = seed_interval(values, low)
+    return mean, lo, hi
+
+
+def stability_plasticity(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: Path) -> Path:
+    """One dot per run: x = plasticity (mean over tasks of base / single-task reference), y = stability
+    (mean over all but the last task of final / base); a large marker per strategy at its means with 95 % t
+    intervals over seeds on both axes; references (no forgetting by construction) drawn hollow at y = 1; the
+    threshold lines at 1 − threshold on both axes."""
+    shapes = markers(list(palette))
+    fig, axes = _figure(1, 7.5, 6.0)
+    ax = axes[0]
+    shown = runs[runs["plasticity"].notna()]
+    for label, group in shown.groupby("label", sort=False):
+        colour, marker = palette[label], shapes[label]
+        reference = bool(group["reference"].iloc[0])
+        y = pd.Series(1.0, index=group.index) if reference else group["stability"]
+        ax.scatter(group["plasticity"], y, color=colour, marker=marker, s=22, alpha=0.55,
+                   facecolors="none" if reference else colour)
+        (mx, xlo, xhi), (my, ylo, yhi) = _mean_interval(group["plasticity"], 0.0), _mean_interval(y, 0.0)
+        xerr = None if math.isnan(xlo) else [[mx - xlo], [xhi - mx]]
+        yerr = None if math.isnan(ylo) else [[my - ylo], [yhi - my]]
+        ax.errorbar(mx, my, xerr=xerr, yerr=yerr, color=colour, marker=marker, markersize=10, capsize=3,
+                    linewidth=1.2, markerfacecolor="white" if reference else colour, markeredgecolor=colour,
+                    label=label)
+    line = 1 - threshold_pct / 100
+    ax.axhline(line, color="crimson", linestyle="--", linewidth=1.2)
+    ax.axvline(line, color="crimson", linestyle=":", linewidth=1.2)
+    ax.set(xlabel="plasticity: mean over tasks of base / single-task reference",
+           ylabel="stability: mean over earlier tasks of final / base")
+    ax.margins(0.08)
+    fig.suptitle("Stability–plasticity: each dot a run, large markers a strategy's mean (error bars: 95 % Student's "
+                 f"t interval over seeds); dashed: {threshold_pct:g} % below base, dotted: {threshold_pct:g} % below "
+                 "the single-task reference; hollow: references", wrap=True)
+    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def single_task_ratio_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: float, path: Path) -> Path:
+    """Each task's final / single-task reference per group (primary metrics): bars = mean, error bars =
+    95 % t interval over seeds (clipped at 0), dots = runs, the line at 1 − threshold."""
+    shown = runs[runs["st_status"] != "no reference"]
+    labels = [label for label in palette if label in set(shown["label"])]
+    primary = primary_metrics()
+    long = shown.melt(id_vars=["label", "seed"], value_vars=[f"st_ratio_{m}" for m in primary.values()],
+                      var_name="task", value_name="ratio")
+    long["task"] = long["task"].map({f"st_ratio_{m}": f"{t} ({metric_label(m)})" for t, m in primary.items()})
+    fig, axes = _figure(1, 11, 4.0)
+    ax = axes[0]
+    sns.barplot(data=long, x="task", y="ratio", hue="label", hue_order=labels, palette=palette,
+                errorbar=ratio_interval, capsize=0.1, err_kws={"linewidth": 1.0}, legend=False, ax=ax)
+    sns.stripplot(data=long, x="task", y="ratio", hue="label", hue_order=labels, palette=["black"] * len(labels),
+                  dodge=True, size=2.5, legend=False, ax=ax)
+    ax.axhline(1 - threshold_pct / 100, color="crimson", linestyle="--", linewidth=1.2)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set(xlabel="task (primary metric)", ylabel="final / single-task reference")
+    ax.set_ylim(bottom=0)
+    fig.suptitle("Each task's final over its single-task reference (bars: mean; error bars: 95 % Student's t "
+                 f"interval over seeds, clipped at 0; dots: runs; dashed: {100 - threshold_pct:g} %)")
+    fig.tight_layout()
+    _legend(fig, _patches(palette, labels))
     return _save(fig, path)

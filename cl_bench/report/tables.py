@@ -18,16 +18,33 @@ import pandas as pd
 from cl_bench.bootstrap import format_interval, format_pass, paired_difference, pass_rate_interval, seed_summary
 from cl_bench.model.challenge_rules import MAX_LATENCY_MS, MAX_PARAMS, MAX_TRAIN_HOURS
 from cl_bench.report.collect import Results
+from cl_bench.rules import OWN_BASE, REFERENCE_FOUND, SINGLE_TASK_RULE, reference_drop_interval, rule_definition
 from cl_bench.tasks import metric_label, reported_metrics
 
-STD_NOTE = ("mean ± std over seeds (ddof = 1) [95 % interval: Student's t interval of the mean over seeds; for a "
-            "single run, the run's percentile bootstrap over val images, 200 resamples, when it recorded one]")
+STD_NOTE = ("mean ± std over seeds (ddof = 1) [95 % interval: Student's t interval of the mean over seeds, clipped "
+            "to the metric's range; for a single run, the run's percentile bootstrap over val images, 200 resamples, "
+            "when it recorded one]")
+ST_NOTE = ("Drop vs single-task = (reference − final) / reference × 100, reference = the mean final of the "
+           "single_task runs of the same setting; its interval for a group is Welch's t interval of the difference "
+           "of the two means over their seeds (the reference's seed spread widens it as much as the group's own), "
+           "for a single run its bootstrap interval of final with the reference held fixed.")
 
 
 def _interval_columns() -> list[str]:
     """The numbers that get an interval: the metrics and what is derived from them."""
-    return ["bwt", "mean_normalised_final", "final_vs_single_task",
-            *[f"{part}_{m}" for m in reported_metrics() for part in ("final", "base", "drop_rel_pct", "drop_abs_pts")]]
+    return ["bwt", "bwt_rel", "mean_normalised_final", "final_vs_single_task", "plasticity", "stability",
+            "final_vs_best",
+            *[f"{part}_{m}" for m in reported_metrics()
+              for part in ("final", "base", "drop_rel_pct", "drop_abs_pts", "st_ratio", "st_drop_rel_pct",
+                           "st_drop_abs_pts")]]
+
+
+def _bounded(column: str) -> tuple[float, float]:
+    """The range a column's values (and so its intervals) can take: metrics in [0, 1], ratios of metrics ≥ 0."""
+    if column.startswith(("final_", "base_")) and column.split("_", 1)[-1] in reported_metrics():
+        return 0.0, 1.0
+    ratios = ("final_vs_single_task", "plasticity", "stability", "final_vs_best", "mean_normalised_final", "st_ratio_")
+    return (0.0, math.inf) if column.startswith(ratios) else (-math.inf, math.inf)
 
 
 def _stat_columns() -> list[str]:
@@ -54,20 +71,33 @@ class Latency:
 
 
 def _interval(values: pd.Series, runs: pd.DataFrame, column: str) -> tuple[float, float]:
-    """The t interval of the mean over a group's runs, or a single run's bootstrap interval."""
+    """The t interval of the mean over a group's runs (clipped to the column's range), or a single run's
+    bootstrap interval."""
     values = values.dropna()
     if len(values) > 1:
-        return seed_summary(values.tolist()).ci
+        low, high = seed_summary(values.tolist()).ci
+        floor, ceiling = _bounded(column)
+        return max(low, floor), min(high, ceiling)
     lo, hi = f"ci_{column}_lo", f"ci_{column}_hi"
     if len(runs) == 1 and lo in runs:
         return float(runs[lo].iloc[0]), float(runs[hi].iloc[0])
     return math.nan, math.nan
 
 
+def _reference_interval(results: Results, runs: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """A group's interval of the relative drop from its single-task reference (``reference_drop_interval``)."""
+    settings = runs["setting"].unique()
+    if len(runs) < 2 or len(settings) != 1 or settings[0] not in results.references:
+        return math.nan, math.nan
+    references = results.references[settings[0]]
+    return reference_drop_interval(runs[f"final_{metric}"].astype(float).tolist(),
+                                   references[f"final_{metric}"].astype(float).tolist())
+
+
 def aggregate(results: Results) -> pd.DataFrame:
-    """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates (and the mean
-    bootstrap probability of passing), the longest train time and ``<stat>_mean`` / ``_std`` /
-    ``_lo`` / ``_hi`` of every reported number."""
+    """One row per group: label, keys, schedule, reference, n_runs, seeds, pass rates under both rules (and
+    the mean bootstrap pass share), the longest train time and ``<stat>_mean`` / ``_std`` / ``_lo`` / ``_hi``
+    of every reported number."""
     grouped = results.runs.groupby("label", sort=False)
     stats = grouped[_stat_columns()].agg(["mean", "std"])
     stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
@@ -77,12 +107,20 @@ def aggregate(results: Results) -> pd.DataFrame:
         for column in _interval_columns():
             lo, hi = _interval(runs[column], runs, column)
             bounds[label][f"{column}_lo"], bounds[label][f"{column}_hi"] = lo, hi
+        for metric in reported_metrics():
+            if len(runs) > 1 and not runs["reference"].iloc[0]:
+                low, high = _reference_interval(results, runs, metric)
+                bounds[label][f"st_drop_rel_pct_{metric}_lo"], bounds[label][f"st_drop_rel_pct_{metric}_hi"] = low, high
     head = grouped.agg(**{key: (key, "first") for key in results.keys}, schedule=("schedule", "first"),
                        reference=("reference", "first"), n_runs=("run_id", "size"),
                        seeds=("seed", lambda s: ",".join(str(int(v)) for v in sorted(s))),
-                       pass_rate=("pass", "mean"), p_pass=("p_pass", "mean"), train_time_s_max=("train_time_s", "max"),
+                       pass_rate=("pass_own_base", "mean"), pass_rate_single_task=("pass_single_task", "mean"),
+                       st_runs=("pass_single_task", "count"), boot_pass_share=("boot_pass_share", "mean"),
+                       train_time_s_max=("train_time_s", "max"),
                        **{f"pass_rate_{m}": (f"pass_{m}", "mean") for m in reported_metrics()},
-                       **{f"p_pass_{m}": (f"p_pass_{m}", "mean") for m in reported_metrics()})
+                       **{f"pass_rate_single_task_{m}": (f"st_pass_{m}", "mean") for m in reported_metrics()},
+                       **{f"boot_pass_share_{m}": (f"boot_pass_share_{m}", "mean") for m in reported_metrics()},
+                       **{f"st_reference_{m}": (f"st_reference_{m}", "first") for m in reported_metrics()})
     return head.join(stats).join(pd.DataFrame.from_dict(bounds, orient="index")).reset_index()
 
 
@@ -105,22 +143,25 @@ def mean_std(frame: pd.DataFrame, column: str, fmt: str, scale: float = 1.0) -> 
     return pd.Series([cell(*values) for values in zip(*parts)], index=frame.index)
 
 
-def _pass_rate(frame: pd.DataFrame, column: str, p_column: str) -> pd.Series:
-    """``pass (p = 0.93)`` for a single run, ``67 % [9 %, 99 %] (p = 0.71)`` for a group; ``p``: the
-    bootstrap probability of passing (the mean over the group's runs), left out for runs recorded
-    without it; the bracket: the exact 95 % interval of the pass rate over the group's seeds."""
-    def cell(reference: bool, n: int, rate: float, p: float) -> str:
-        if reference:
+def _pass_rate(frame: pd.DataFrame, column: str, share_column: str | None = None,
+               counted: str = "n_runs") -> pd.Series:
+    """``pass`` / ``fail`` for a single run, ``67 % [9 %, 99 %]`` for a group (the bracket: the exact 95 %
+    interval of the pass rate over the group's seeds); a single run's bootstrap pass share in parentheses
+    when ``share_column`` is given; references: ``by construction``, no verdict: ``no reference``."""
+    def cell(reference: bool, n: float, rate: float, share: float) -> str:
+        if reference and share_column is not None:
             return "by construction"
-        if math.isnan(rate):
-            return "–"
+        if math.isnan(rate) or n == 0:
+            return ("is the reference" if reference else "no reference") if share_column is None else "–"
+        n = int(n)
         if n == 1:
-            return format_pass(bool(rate), p) if not math.isnan(p) else ("pass" if rate else "fail")
+            verdict = "pass" if rate else "fail"
+            return verdict if math.isnan(share) else format_pass(bool(rate), share)
         low, high = pass_rate_interval(round(rate * n), n)
-        shown = f"{100 * rate:.0f} % [{100 * low:.0f} %, {100 * high:.0f} %]"
-        return shown + ("" if math.isnan(p) else f" (p = {p:.2f})")
-    return pd.Series([cell(*values) for values in zip(frame["reference"], frame["n_runs"], frame[column],
-                                                      frame[p_column])], index=frame.index)
+        return f"{100 * rate:.0f} % [{100 * low:.0f} %, {100 * high:.0f} %]"
+    shares = frame[share_column] if share_column else pd.Series(math.nan, index=frame.index)
+    return pd.Series([cell(*values) for values in zip(frame["reference"], frame[counted], frame[column], shares)],
+                     index=frame.index)
 
 
 def _keys(frame: pd.DataFrame, results: Results) -> pd.DataFrame:
@@ -134,25 +175,44 @@ def _numbers(frame: pd.DataFrame, results: Results, columns: list[str]) -> pd.Da
     return frame[[*results.keys, "schedule", "n_runs", *[c for c in columns if c in frame], *stats]]
 
 
-def overview_table(frame: pd.DataFrame, results: Results) -> Table:
+def rule_columns(results: Results, rule: str) -> tuple[str, str]:
+    """The overview's pass-rate column names, the ``rule``'s first."""
+    names = {SINGLE_TASK_RULE: f"pass rate, single_task rule ({results.threshold_pct:g} %)",
+             OWN_BASE: f"pass rate, own_base rule ({results.threshold_pct:g} %)"}
+    return names[rule], names[OWN_BASE if rule == SINGLE_TASK_RULE else SINGLE_TASK_RULE]
+
+
+def overview_table(frame: pd.DataFrame, results: Results, rule: str) -> Table:
     view = _keys(frame, results)
     view["runs"] = frame["n_runs"].astype(str)
     view["seeds"] = frame["seeds"]
-    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, "pass_rate", "p_pass")
-    view["BWT"] = mean_std(frame, "bwt", ".4f")
-    view["mean normalised final"] = mean_std(frame, "mean_normalised_final", ".3f")
+    rates = {SINGLE_TASK_RULE: _pass_rate(frame, "pass_rate_single_task", counted="st_runs"),
+             OWN_BASE: _pass_rate(frame, "pass_rate", "boot_pass_share")}
+    first, second = rule_columns(results, rule)
+    view[first] = rates[rule]
     view["final / single-task"] = mean_std(frame, "final_vs_single_task", ".3f")
+    view["plasticity"] = mean_std(frame, "plasticity", ".3f")
+    view["stability"] = mean_std(frame, "stability", ".3f")
+    view[second] = rates[OWN_BASE if rule == SINGLE_TASK_RULE else SINGLE_TASK_RULE]
+    view["BWT (rel.)"] = mean_std(frame, "bwt_rel", ".3f")
+    view["BWT (raw)"] = mean_std(frame, "bwt", ".4f")
     view["train time (s)"] = mean_std(frame, "train_time_s", ".1f")
     view["parameters (M)"] = mean_std(frame, "params", ".3f", 1e-6)
-    data = _numbers(frame, results, ["seeds", "pass_rate", "p_pass", "bwt", "mean_normalised_final",
-                                     "final_vs_single_task", "train_time_s", "params"])
+    data = _numbers(frame, results, ["seeds", "pass_rate_single_task", "pass_rate", "boot_pass_share",
+                                     "final_vs_single_task", "plasticity", "stability", "bwt_rel", "bwt",
+                                     "mean_normalised_final", "final_vs_best", "train_time_s", "params"])
     return Table("overview", "Overview", data, view,
-                 f"{STD_NOTE}. Pass rate: share of runs where every task passes [its exact (Clopper-Pearson) "
-                 "95 % interval over the seeds]; p: the bootstrap probability "
-                 "that every task passes (product over tasks, each resampled over its own val images; mean over "
-                 "the group's runs). BWT = mean over all but the last task of (final − base); mean normalised "
-                 "final = mean over tasks of final / base; final / single-task = mean over tasks of final / the "
-                 "single-task reference's final (mean over its seeds).")
+                 f"{STD_NOTE}. Verdicts under the {rule} rule first (the rule this report ranks by). Pass rate: "
+                 "share of runs where every task passes [its exact (Clopper-Pearson) 95 % interval over the seeds]; "
+                 f"{rule_definition(SINGLE_TASK_RULE, results.threshold_pct)}; "
+                 f"{rule_definition(OWN_BASE, results.threshold_pct)}. For a single run, the own_base verdict's "
+                 "bootstrap share: the share of its resamples of val images in which every task passes (product "
+                 "over tasks, each resampled over its own images) — how stable the verdict is under other val "
+                 "images, not a probability of passing, and blind to the spread over seeds (the pass rate over "
+                 "seeds shows that). final / single-task = mean over tasks of final / the single-task reference's "
+                 "final; plasticity = mean over tasks of base / the reference's final; stability = mean over all "
+                 "but the last task of final / base. BWT (rel.) = mean over all but the last task of "
+                 "(final − base) / base; BWT (raw) = the same of (final − base), in each metric's own units.")
 
 
 def final_table(frame: pd.DataFrame, results: Results) -> Table:
@@ -169,14 +229,24 @@ def metric_table(frame: pd.DataFrame, results: Results, metric: str) -> Table:
     view = _keys(frame, results)
     view["base"] = mean_std(frame, f"base_{metric}", ".4f")
     view["final"] = mean_std(frame, f"final_{metric}", ".4f")
-    view["drop (rel. %)"] = mean_std(frame, f"drop_rel_pct_{metric}", ".1f")
-    view["drop (abs. pts)"] = mean_std(frame, f"drop_abs_pts_{metric}", ".2f")
-    view[f"pass rate ({results.threshold_pct:g} %)"] = _pass_rate(frame, f"pass_rate_{metric}", f"p_pass_{metric}")
-    columns = [f"{part}_{metric}" for part in ("base", "final", "drop_rel_pct", "drop_abs_pts")]
-    data = _numbers(frame, results, [*columns, f"pass_rate_{metric}", f"p_pass_{metric}"])
+    view["own_base: drop (rel. %)"] = mean_std(frame, f"drop_rel_pct_{metric}", ".1f")
+    view["own_base: drop (abs. pts)"] = mean_std(frame, f"drop_abs_pts_{metric}", ".2f")
+    view[f"own_base: pass rate ({results.threshold_pct:g} %)"] = _pass_rate(
+        frame, f"pass_rate_{metric}", f"boot_pass_share_{metric}")
+    view["single-task reference"] = [_number(v, ".4f") for v in frame[f"st_reference_{metric}"]]
+    view["single_task: final / reference"] = mean_std(frame, f"st_ratio_{metric}", ".3f")
+    view["single_task: drop (rel. %)"] = mean_std(frame, f"st_drop_rel_pct_{metric}", ".1f")
+    view["single_task: drop (abs. pts)"] = mean_std(frame, f"st_drop_abs_pts_{metric}", ".2f")
+    view[f"single_task: pass rate ({results.threshold_pct:g} %)"] = _pass_rate(
+        frame, f"pass_rate_single_task_{metric}", counted="st_runs")
+    columns = [f"{part}_{metric}" for part in ("base", "final", "drop_rel_pct", "drop_abs_pts", "st_ratio",
+                                               "st_drop_rel_pct", "st_drop_abs_pts")]
+    data = _numbers(frame, results, [*columns, f"pass_rate_{metric}", f"boot_pass_share_{metric}",
+                                     f"st_reference_{metric}", f"pass_rate_single_task_{metric}"])
     return Table(f"metric_{metric}", f"{metric_label(metric)} ({task})", data, view,
                  f"{STD_NOTE}. Base: right after training on {task}; final: after the last experience; "
-                 "drop (rel.) = (base − final) / base × 100, drop (abs.) = (base − final) × 100 points.")
+                 "own_base drop (rel.) = (base − final) / base × 100, drop (abs.) = (base − final) × 100 points. "
+                 + ST_NOTE)
 
 
 def _verdict(passed: bool | None) -> str:
@@ -205,10 +275,10 @@ def constraint_table(frame: pd.DataFrame, results: Results, latency: Latency | N
 
 def paired_table(results: Results) -> Table:
     """Each pair of continual groups run with at least two common seeds: the mean paired
-    difference (first minus second) of the mean normalised final and of each final primary
+    difference (first minus second) of final / single-task and of each final primary
     metric, with its t interval over the common seeds."""
     continual = results.runs[~results.runs["reference"]]
-    measures = {"mean normalised final": "mean_normalised_final",
+    measures = {"final / single-task": "final_vs_single_task",
                 **{f"{metric_label(m)} ({t}) final": f"final_{m}" for m, (t, part) in reported_metrics().items()
                    if part == "primary"}}
     rows, cells = [], []
@@ -235,20 +305,26 @@ def paired_table(results: Results) -> Table:
 
 def runs_table(results: Results) -> Table:
     runs = results.runs
-    data = runs[["run_id", "strategy", "seed", "schedule", "pass", "mean_normalised_final", "bwt", "train_time_s",
+    data = runs[["run_id", "strategy", "seed", "schedule", "pass_own_base", "pass_single_task", "st_status",
+                 "final_vs_single_task", "mean_normalised_final", "bwt", "bwt_rel", "train_time_s",
                  *[f"final_{m}" for m in reported_metrics()]]]
+
+    def single(status: str, passed: float) -> str:
+        return {REFERENCE_FOUND: "yes" if passed == 1 else "no"}.get(status, status)
     view = pd.DataFrame({"run": runs["run_id"], "strategy": _keys(runs, results)["strategy"],
                          "seed": runs["seed"].astype(int).astype(str),
-                         "pass": ["(reference)" if ref else ("yes" if ok else "no")
-                                  for ref, ok in zip(runs["reference"], runs["pass"])],
-                         "mean normalised final": [_number(v, ".3f") for v in runs["mean_normalised_final"]],
+                         "pass (single_task)": ["(reference)" if status == "is the reference" else single(status, ok)
+                                                for status, ok in zip(runs["st_status"], runs["pass_single_task"])],
+                         "pass (own_base)": ["(reference)" if ref else ("yes" if ok else "no")
+                                             for ref, ok in zip(runs["reference"], runs["pass_own_base"])],
+                         "final / single-task": [_number(v, ".3f") for v in runs["final_vs_single_task"]],
                          **{metric_label(m): [_number(v, ".4f") for v in runs[f"final_{m}"]]
                             for m in reported_metrics()}})
     return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv).")
 
 
-def build_tables(results: Results, latency: Latency | None) -> list[Table]:
+def build_tables(results: Results, latency: Latency | None, rule: str) -> list[Table]:
     frame = aggregate(results)
-    return [overview_table(frame, results), final_table(frame, results),
+    return [overview_table(frame, results, rule), final_table(frame, results),
             *[metric_table(frame, results, m) for m in reported_metrics()], paired_table(results),
             constraint_table(frame, results, latency), runs_table(results)]
