@@ -158,3 +158,17 @@ def test_palette_tells_sixteen_groups_apart():
     assert len(set(colours(labels).values())) == 16 and len(set(markers(labels).values())) == 16
     many = [f"group {i}" for i in range(30)]
     assert len(set(colours(many).values())) == 30
+
+
+def test_the_report_flags_a_group_whose_seeds_were_extended_after_a_look(folder):
+    from cl_bench.seed_plan import group_key, record_plan
+    from cl_bench.yaml_io import load_yaml
+
+    key = group_key(load_yaml((folder / "good_s0_320" / "config.yaml").read_text()))
+    record_plan(folder, [(key, "good", [0], [])])
+    record_plan(folder, [(key, "good", [1, 2], [0])])
+    results = load_results(folder)
+    runs = results.runs.set_index("strategy")
+    assert runs.loc["good", "seed_plan"] == "planned 0; 1,2 added after results of 0"
+    assert runs.loc["lazy", "seed_plan"] == "no plan recorded"
+    assert any(w.startswith("good: seeds extended after results were seen") for w in results.warnings)

@@ -7,13 +7,16 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
 from cl_bench.cli.train_command import apply_set
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.grid.plan import GridRun, GridSpec, load_grid, parse_seeds, parse_set, plan_runs
 from cl_bench.grid.status import RunStatus
 from cl_bench.rules import SINGLE_TASK_RULE, verdict_text
+from cl_bench.seed_plan import finished_seeds, group_key, record_plan
 
 
 def add_grid_command(subparsers: argparse._SubParsersAction) -> None:
@@ -56,11 +59,16 @@ def grid_spec(args: argparse.Namespace, from_file: dict) -> GridSpec:
     """The grid's axes from the flags, else the grid file, else the defaults (seed 0, the config's order)."""
     strategies = args.strategies.split(",") if args.strategies else from_file.get("strategies", [])
     seeds = parse_seeds(args.seeds) if args.seeds else from_file.get("seeds", [0])
+    own = {} if args.seeds else from_file.get("strategy_seeds", {})
     orders = [o.split(",") for o in args.orders] if args.orders else from_file.get("orders", [])
     fixed, vary = parse_set(args.set)
-    return GridSpec([s.strip() for s in strategies if s.strip()], seeds,
-                    [[t.strip() for t in o] for o in orders], [*from_file.get("fixed", []), *fixed],
-                    {**from_file.get("vary", {}), **vary})
+    names = [s.strip() for s in strategies if s.strip()]
+    # the seeds a grid file fixes for each strategy (--seeds may run some of them now); without one, those asked for
+    file_seeds = from_file.get("seeds")
+    declared = {name: from_file.get("strategy_seeds", {}).get(name, file_seeds or own.get(name, seeds))
+                for name in names}
+    return GridSpec(names, seeds, [[t.strip() for t in o] for o in orders], [*from_file.get("fixed", []), *fixed],
+                    {**from_file.get("vary", {}), **vary}, own, declared)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -114,13 +122,31 @@ def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], P
     return spec, plan_runs(spec, lambda assignments: apply_set(base, assignments)), Path(base.run.out)
 
 
+def plan_groups(runs: list[GridRun], spec: GridSpec, out: Path) -> list[tuple[str, str, list[int], list[int]]]:
+    """Per group of the grid's runs: its key, strategy, the seeds its grid file fixes (with the seeds asked
+    for now) and the seeds it has finished in ``out`` (``seed_plan.record_plan``'s input)."""
+    finished = finished_seeds(out)
+    groups: dict[str, tuple[str, str, list[int], list[int]]] = {}
+    for run in runs:
+        config = yaml.safe_load(yaml.safe_dump(to_dict(run.config)))
+        key, name = group_key(config), run.config.strategy.name
+        declared = groups.setdefault(key, (key, name, list(spec.declared.get(name, [])), finished.get(key, [])))[2]
+        if run.config.run.seed not in declared:
+            declared.append(run.config.run.seed)
+    return list(groups.values())
+
+
 def grid_command(args: argparse.Namespace) -> int:
     from cl_bench.grid.driver import GridOptions, run_grid
 
     spec, runs, out = plan_from_args(args)
     settings = math.prod(len(values) for values in spec.vary.values())
-    print(f"grid: {len(runs)} runs ({len(spec.strategies)} strategies x {len(spec.seeds)} seeds x "
+    seeds = f"{len(spec.seeds)} seeds" + (f" (own seeds: {', '.join(spec.strategy_seeds)})" if spec.strategy_seeds
+                                          else "")
+    print(f"grid: {len(runs)} runs ({len(spec.strategies)} strategies x {seeds} x "
           f"{len(spec.orders)} orders x {settings} settings) into {out}", flush=True)
+    for note in record_plan(out, plan_groups(runs, spec, out)):
+        print(f"note: {note}", flush=True)
     statuses = run_grid(runs, GridOptions(out, args.ray_address, args.cpus_per_run, args.gpus_per_run,
                                           args.max_concurrent, args.retries))
     tally = {state: sum(s.state == state for s in statuses) for state in ("done", "skipped", "failed")}

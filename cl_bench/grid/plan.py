@@ -32,6 +32,11 @@ class GridSpec:
     orders: list[list[str]]
     fixed: list[str] = field(default_factory=list)  # KEY=VALUE assignments every run takes
     vary: dict[str, list[str]] = field(default_factory=dict)  # KEY -> its YAML values, one axis each
+    strategy_seeds: dict[str, list[int]] = field(default_factory=dict)  # a strategy's own seeds, instead of seeds
+    declared: dict[str, list[int]] = field(default_factory=dict)  # per strategy: the seeds its grid file fixes
+
+    def seeds_of(self, strategy: str) -> list[int]:
+        return self.strategy_seeds.get(strategy, self.seeds)
 
 
 @dataclass
@@ -98,15 +103,16 @@ def _yaml_value(value: Any) -> str:
 
 def load_grid(path: Path) -> dict[str, Any]:
     """A grid YAML as GridSpec fields (and ``config``, resolved against the YAML's folder):
-    ``config``, ``strategies``, ``seeds`` (``0-4`` or a list), ``orders`` (``seg,det,cls`` strings or
-    lists), ``set`` (KEY: value, every run) and ``vary`` (KEY: [values], one axis each)."""
+    ``config``, ``strategies``, ``seeds`` (``0-4`` or a list), ``strategy_seeds`` (STRATEGY: seeds, where
+    a strategy has its own), ``orders`` (``seg,det,cls`` strings or lists), ``set`` (KEY: value, every
+    run) and ``vary`` (KEY: [values], one axis each)."""
     try:
         values = load_yaml(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise CLBenchError(f"{path}: grid file not found") from None
     except yaml.YAMLError as error:
         raise CLBenchError(f"{path}: not valid YAML ({first_line(error)})") from None
-    known = {"config", "strategies", "seeds", "orders", "set", "vary"}
+    known = {"config", "strategies", "seeds", "strategy_seeds", "orders", "set", "vary"}
     if not isinstance(values, dict) or set(values) - known:
         raise CLBenchError(f"{path}: a grid file is a mapping with keys {', '.join(sorted(known))}")
     grid: dict[str, Any] = {}
@@ -118,6 +124,11 @@ def load_grid(path: Path) -> dict[str, Any]:
     if "seeds" in values:
         seeds = values["seeds"]
         grid["seeds"] = parse_seeds(",".join(map(str, seeds)) if isinstance(seeds, list) else str(seeds))
+    own = values.get("strategy_seeds") or {}
+    if not isinstance(own, dict):
+        raise CLBenchError(f"{path}: strategy_seeds is a mapping STRATEGY: seeds")
+    grid["strategy_seeds"] = {str(name): parse_seeds(",".join(map(str, s)) if isinstance(s, list) else str(s))
+                              for name, s in own.items()}
     if "orders" in values:
         grid["orders"] = [o.split(",") if isinstance(o, str) else list(o) for o in values["orders"]]
     grid["fixed"] = [f"{key}={_yaml_value(value)}" for key, value in (values.get("set") or {}).items()]
@@ -140,7 +151,9 @@ def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config]) -> list[
         get_strategy(name)
     settings = [list(zip(spec.vary, values)) for values in itertools.product(*spec.vary.values())]
     runs: dict[str, GridRun] = {}
-    for strategy, seed, order, setting in itertools.product(spec.strategies, spec.seeds, spec.orders, settings):
+    combinations = ((strategy, seed, order, setting) for strategy in spec.strategies for seed in spec.seeds_of(strategy)
+                    for order, setting in itertools.product(spec.orders, settings))
+    for strategy, seed, order, setting in combinations:
         assigned = [f"{key}={value}" for key, value in setting]
         config = configure([*spec.fixed, f"strategy.name={strategy}", f"run.seed={seed}",
                             f"data.order=[{', '.join(order)}]", *assigned])

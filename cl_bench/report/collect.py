@@ -19,6 +19,7 @@ from cl_bench.errors import CLBenchError, first_line
 from cl_bench.results import DEFAULT_THRESHOLD_PCT, epochs_text, primary_metrics, read_runs
 from cl_bench.rules import NO_REFERENCE, OWN_BASE, REFERENCE_FOUND, RULES, SINGLE_TASK_RULE, TOLERANCE, setting_key
 from cl_bench.schedules import SINGLE_TASK, get_schedule
+from cl_bench.seed_plan import group_key, read_plan, seeds_note
 from cl_bench.tasks import reported_metrics
 from cl_bench.yaml_io import dotted_items, load_yaml
 
@@ -231,6 +232,7 @@ def load_results(root: str | Path) -> Results:
     runs["pass_own_base"] = runs["pass_own_base"].astype(str).eq("True")
     runs["reference"] = runs["schedule"].map(lambda name: get_schedule(name).reference)
     runs["setting"] = runs["run_id"].map(lambda run_id: setting_key(configs[run_id]))
+    runs["group_key"] = runs["run_id"].map(lambda run_id: group_key(configs[run_id]))
     runs["options"] = runs["run_id"].map(lambda run_id: _options_text(configs[run_id]))
     settings = pd.DataFrame([_settings(configs[run_id]) for run_id in runs["run_id"]]).fillna("unset")
     other = [key for key in settings.columns if settings[key].nunique() > 1]
@@ -244,7 +246,13 @@ def load_results(root: str | Path) -> Results:
     runs["label"] = runs.apply(_label, axis=1, varying=varying, split=split)
     single, references = _single_task_rule(runs)
     runs = runs.drop(columns=[c for c in single.columns if c in runs]).join(single)
+    plan = read_plan(root)
+    runs["seed_plan"] = runs["group_key"].map(lambda key: seeds_note(plan.get(key)))
     for label, group in runs.groupby("label", sort=False):
+        extended = [note for note in group["seed_plan"].unique() if "added after" in note]
+        if extended:
+            warnings.append(f"{label}: seeds extended after results were seen ({'; '.join(extended)}); its pass "
+                            "rate and intervals mix seeds chosen before and after a look")
         repeated = sorted(group.loc[group["seed"].duplicated(), "seed"].astype(int).unique())
         if repeated:
             warnings.append(f"{label}: several runs with seed {', '.join(map(str, repeated))} (they differ in a "

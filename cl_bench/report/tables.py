@@ -114,6 +114,7 @@ def aggregate(results: Results) -> pd.DataFrame:
     head = grouped.agg(**{key: (key, "first") for key in results.keys}, schedule=("schedule", "first"),
                        reference=("reference", "first"), n_runs=("run_id", "size"),
                        seeds=("seed", lambda s: ",".join(str(int(v)) for v in sorted(s))),
+                       seed_plan=("seed_plan", lambda s: " / ".join(dict.fromkeys(s))),
                        pass_rate=("pass_own_base", "mean"), pass_rate_single_task=("pass_single_task", "mean"),
                        st_runs=("pass_single_task", "count"), boot_pass_share=("boot_pass_share", "mean"),
                        train_time_s_max=("train_time_s", "max"),
@@ -186,6 +187,7 @@ def overview_table(frame: pd.DataFrame, results: Results, rule: str) -> Table:
     view = _keys(frame, results)
     view["runs"] = frame["n_runs"].astype(str)
     view["seeds"] = frame["seeds"]
+    view["seed plan"] = frame["seed_plan"]
     rates = {SINGLE_TASK_RULE: _pass_rate(frame, "pass_rate_single_task", counted="st_runs"),
              OWN_BASE: _pass_rate(frame, "pass_rate", "boot_pass_share")}
     first, second = rule_columns(results, rule)
@@ -198,11 +200,13 @@ def overview_table(frame: pd.DataFrame, results: Results, rule: str) -> Table:
     view["BWT (raw)"] = mean_std(frame, "bwt", ".4f")
     view["train time (s)"] = mean_std(frame, "train_time_s", ".1f")
     view["parameters (M)"] = mean_std(frame, "params", ".3f", 1e-6)
-    data = _numbers(frame, results, ["seeds", "pass_rate_single_task", "pass_rate", "boot_pass_share",
+    data = _numbers(frame, results, ["seeds", "seed_plan", "pass_rate_single_task", "pass_rate", "boot_pass_share",
                                      "final_vs_single_task", "plasticity", "stability", "bwt_rel", "bwt",
                                      "mean_normalised_final", "final_vs_best", "train_time_s", "params"])
     return Table("overview", "Overview", data, view,
-                 f"{STD_NOTE}. Verdicts under the {rule} rule first (the rule this report ranks by). Pass rate: "
+                 f"{STD_NOTE}. Seed plan: the seeds a grid fixed for the group before running it (seed_plan.json), "
+                 "and any added after its first results existed. "
+                 f"Verdicts under the {rule} rule first (the rule this report ranks by). Pass rate: "
                  "share of runs where every task passes [its exact (Clopper-Pearson) 95 % interval over the seeds]; "
                  f"{rule_definition(SINGLE_TASK_RULE, results.threshold_pct)}; "
                  f"{rule_definition(OWN_BASE, results.threshold_pct)}. For a single run, the own_base verdict's "

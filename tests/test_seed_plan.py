@@ -1,0 +1,49 @@
+"""Seeds fixed before a group's runs, and the flag on seeds added after its results were seen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cl_bench.cli import build_parser
+from cl_bench.cli.grid_command import plan_from_args
+from cl_bench.errors import CLBenchError
+from cl_bench.seed_plan import PLAN_FILE, read_plan, record_plan, seeds_note
+
+
+def test_seeds_added_before_any_result_join_the_plan_and_after_one_are_an_extension(tmp_path):
+    assert record_plan(tmp_path, [("k", "mas+der", [0], [])]) == []
+    assert record_plan(tmp_path, [("k", "mas+der", [0, 1, 2], [])]) == []  # nothing finished yet: still the plan
+    assert read_plan(tmp_path)["k"]["planned"] == [0, 1, 2]
+    assert record_plan(tmp_path, [("k", "mas+der", [1, 2], [0])]) == []  # within the plan
+    notes = record_plan(tmp_path, [("k", "mas+der", [3, 4], [0])])
+    assert notes == ["mas+der: seeds 3, 4 extend the plan 0, 1, 2 after results of seeds 0 exist; "
+                     "the report flags this group"]
+    entry = read_plan(tmp_path)["k"]
+    assert entry["extensions"][0]["seeds"] == [3, 4] and entry["extensions"][0]["after_results_of"] == [0]
+    assert record_plan(tmp_path, [("k", "mas+der", [0, 3], [0, 1, 2, 3])]) == []  # already recorded
+    assert seeds_note(entry) == "planned 0,1,2; 3,4 added after results of 0"
+    assert seeds_note(None) == "no plan recorded"
+
+
+def test_an_unreadable_plan_is_a_one_line_error(tmp_path):
+    (tmp_path / PLAN_FILE).write_text("[1, 2")
+    with pytest.raises(CLBenchError, match=f"{PLAN_FILE}: unreadable seed plan"):
+        read_plan(tmp_path)
+
+
+def test_a_grid_file_fixes_each_strategys_seeds_before_the_flags_run_some(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    smoke = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
+    grid.write_text(f"config: {json.dumps(str(smoke))}\nstrategies: [naive, ewc]\nseeds: 0-1\n"
+                    "strategy_seeds:\n  ewc: 0-3\n")
+    spec, runs, _ = plan_from_args(build_parser("grid").parse_args(["grid", str(grid), "--out", str(tmp_path)]))
+    assert sorted((r.config.strategy.name, r.config.run.seed) for r in runs) == [
+        ("ewc", 0), ("ewc", 1), ("ewc", 2), ("ewc", 3), ("naive", 0), ("naive", 1)]
+    assert spec.declared == {"naive": [0, 1], "ewc": [0, 1, 2, 3]}
+    # --seeds runs some seeds now; the grid file's seeds stay the plan
+    spec, runs, _ = plan_from_args(build_parser("grid").parse_args(["grid", str(grid), "--seeds", "0",
+                                                                   "--out", str(tmp_path)]))
+    assert len(runs) == 2 and spec.declared == {"naive": [0, 1], "ewc": [0, 1, 2, 3]}
