@@ -103,3 +103,73 @@ def test_check_model_fails_per_task_batchnorm_statistics(tmp_path, capsys):
     config.write_text("train:\n  bn_policy: per_task\n")
     assert run_bench(["check-model", "--config", str(config), "--no-latency"]) == 1
     assert "FAIL  one forward pass    no: BatchNorm statistics per task" in capsys.readouterr().out
+
+
+def _det_copy(synthetic_root: Path, tmp_path: Path, edit) -> Path:
+    """A copy of the synthetic data whose det val annotation file ``edit`` changes (in place)."""
+    import shutil
+
+    root = Path(shutil.copytree(synthetic_root, tmp_path / "data"))
+    labels = root / "mini_coco_det" / "val" / "labels.json"
+    data = json.loads(labels.read_text())
+    edit(data)
+    labels.write_text(json.dumps(data))
+    return root
+
+
+def test_eval_ignores_detection_categories_beyond_the_models(trained, synthetic_root, tmp_path):
+    """Detection keeps a selection of the data's categories (the most frequent in train): eval.py
+    ignores the others' annotations as training does, and the metric is the one without them."""
+    path, metrics = trained
+
+    def add_zebra(data):
+        data["categories"].append({"id": 24, "name": "zebra", "supercategory": None})
+        first = data["annotations"][0]
+        data["annotations"].append({**first, "id": 1000, "category_id": 24})  # on an annotated object
+
+    root = _det_copy(synthetic_root, tmp_path, add_zebra)
+    result = run_eval("--weights", str(path), "--data_root", str(root), "--tasks", "det",
+                      "--json", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    labels = root / "mini_coco_det" / "val" / "labels.json"
+    info = [line for line in result.stdout.splitlines() if line.startswith("info:")]
+    assert info == [f"info: detection: 1 category of {labels} is not among the model's 10 classes; "
+                    "its 1 annotation is ignored, as in training"]
+    assert f"mAP {metrics['det']['mAP']:.4f}" in result.stdout
+    written = json.loads((tmp_path / "m.json").read_text())["metrics"]["det"]
+    assert written == pytest.approx(metrics["det"], abs=1e-12)
+
+
+def test_eval_refuses_detection_data_without_one_of_the_models_classes(trained, synthetic_root, tmp_path):
+    path, _ = trained
+
+    def drop_handbag(data):
+        (gone,) = [c["id"] for c in data["categories"] if c["name"] == "handbag"]
+        data["categories"] = [c for c in data["categories"] if c["id"] != gone]
+        data["annotations"] = [a for a in data["annotations"] if a["category_id"] != gone]
+
+    root = _det_copy(synthetic_root, tmp_path, drop_handbag)
+    result = run_eval("--weights", str(path), "--data_root", str(root), "--tasks", "det")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    labels = root / "mini_coco_det" / "val" / "labels.json"
+    assert lines == [f"error: detection classes of {labels} differ from the model's: missing handbag; extra none "
+                     "(--allow-class-mismatch evaluates the classes both have)"], result.stderr
+
+
+def test_eval_refuses_classification_data_with_a_class_beyond_the_models(trained, synthetic_root, tmp_path):
+    """Classification's classes are the data's whole class set: an extra class stays an error."""
+    import shutil
+
+    path, _ = trained
+    val = Path(shutil.copytree(synthetic_root / "imagenette_160" / "val", tmp_path / "imagenette_160" / "val"))
+    image = next(p for p in sorted(val.rglob("*")) if p.is_file())
+    (val / "zebra").mkdir()
+    shutil.copy(image, val / "zebra" / image.name)
+    result = run_eval("--weights", str(path), "--data_root", str(tmp_path), "--tasks", "cls")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    # (the synthetic val has images of only some classes: with zebra, its declared classes are its folders)
+    assert len(lines) == 1 and lines[0].startswith(f"error: classification classes of {val} differ from the "
+                                                   "model's: missing "), result.stderr
+    assert "; extra zebra (--allow-class-mismatch" in lines[0], result.stderr

@@ -43,20 +43,45 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: evaluate(args))
 
 
-def check_classes(task, model_classes: list[str], task_root: Path, split: str, allow_mismatch: bool) -> None:
-    """Compare the model's class names with those the split declares; a mismatch is an error,
-    or (``allow_mismatch``) a warning: the metric then covers the classes both have."""
+def check_classes(task, model_classes: list[str], task_root: Path, split: str, allow_mismatch: bool) -> list[str]:
+    """Compare the model's class names with those the split declares, by name, and return the
+    split's classes the evaluation ignores. A task whose classes are a selection of the data's
+    (``Task.selects_classes``: detection) accepts classes beyond the model's: their annotations
+    are ignored, as in training. Any other difference (for such a task: a class of the model that
+    the split lacks) is an error, or (``allow_mismatch``) a warning: the metric then covers the
+    classes both have."""
     declared = task.split_classes(task_root, split)
     missing = [name for name in model_classes if name not in declared]
     extra = [name for name in declared if name not in model_classes]
-    if not (missing or extra):
-        return
-    detail = (f"{task.title} classes of {task_root / split} differ from the model's: missing "
-              f"{', '.join(missing) or 'none'}; extra {', '.join(extra) or 'none'}")
-    if not allow_mismatch:
-        raise CLBenchError(f"{detail} (--allow-class-mismatch evaluates the classes both have)")
-    both = len(model_classes) - len(missing)
-    print(f"warning: {detail}; evaluating the {both} classes both have (--allow-class-mismatch)")
+    if missing or (extra and not task.selects_classes):
+        detail = (f"{task.title} classes of {task.classes_file(task_root, split)} differ from the model's: missing "
+                  f"{name_list(missing)}; extra {name_list(extra)}")
+        if not allow_mismatch:
+            raise CLBenchError(f"{detail} (--allow-class-mismatch evaluates the classes both have)")
+        both = len(model_classes) - len(missing)
+        print(f"warning: {detail}; evaluating the {both} classes both have (--allow-class-mismatch)")
+    return extra if task.selects_classes else []
+
+
+def name_list(names: list[str], limit: int = 12) -> str:
+    """``a, b, c``, the first ``limit`` names and how many more, or ``none``."""
+    if len(names) > limit:
+        return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+    return ", ".join(names) or "none"
+
+
+def ignored_classes_line(task, ignored: list[str], model_classes: list[str], where: Path,
+                         annotations: int | None) -> str:
+    """The info line on the split's classes beyond the model's (a selecting task ignores them)."""
+    one = len(ignored) == 1
+    categories = f"{len(ignored)} categor{'y' if one else 'ies'} of {where} {'is' if one else 'are'}"
+    if annotations is None:
+        what = f"{'it is' if one else 'they are'} ignored"
+    else:
+        what = (f"{'its' if one else 'their'} {annotations} annotation{'' if annotations == 1 else 's'} "
+                f"{'is' if annotations == 1 else 'are'} ignored")
+    return (f"info: {task.title}: {categories} not among the model's {len(model_classes)} classes; "
+            f"{what}, as in training")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -86,8 +111,12 @@ def evaluate(args: argparse.Namespace) -> int:
     results = {}
     for label, name in enumerate(names):
         task = tasks[name]
-        check_classes(task, loaded.model.classes[name], source.roots[name], args.split, args.allow_class_mismatch)
-        split = task.open_split(source.roots[name], args.split, loaded.model.classes[name])
+        classes = loaded.model.classes[name]
+        ignored = check_classes(task, classes, source.roots[name], args.split, args.allow_class_mismatch)
+        split = task.open_split(source.roots[name], args.split, classes)
+        if ignored:
+            print(ignored_classes_line(task, ignored, classes, task.classes_file(source.roots[name], args.split),
+                                       task.ignored_annotations(split)))
         dataset = eval_dataset(split, label, loaded.image_size)
         metrics = evaluate_task(loaded.prepare_for(name), task, dataset, split, device, args.batch_size)
         results[name] = metrics

@@ -57,6 +57,10 @@ class Task:
     # Position of this task's channels in the head output, lower first. It fixes the
     # channel layout that exported weights carry; a new task goes after the others.
     head_rank: ClassVar[int] = 100
+    # Whether the model's classes are a selection of those the data declares (detection keeps the
+    # most frequent; the others' annotations are ignored, in training and in eval.py alike) rather
+    # than the data's whole class set: eval.py then accepts data with classes beyond the model's.
+    selects_classes: ClassVar[bool] = False
 
     def __init__(self, options: Any | None = None):
         self.options = options if options is not None else self.options_type()
@@ -78,6 +82,15 @@ class Task:
     def split_classes(self, task_root: Path, split: str) -> list[str]:
         """The class names a split itself declares (eval.py compares them by name with a model's)."""
         return self.split_type.resolve_classes(task_root, split, None)
+
+    def classes_file(self, task_root: Path, split: str) -> Path:
+        """Where ``split_classes`` reads a split's class names (eval.py's messages name it): the split folder."""
+        return task_root / split
+
+    def ignored_annotations(self, split: TaskSplit) -> int | None:
+        """How many annotations of ``split`` belong to none of the classes it was opened with
+        (a selecting task ignores them); None where the task does not count them."""
+        return None
 
     def placeholder_classes(self) -> list[str]:
         """Class names of a model built without data."""

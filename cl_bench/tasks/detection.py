@@ -16,7 +16,7 @@ from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, PROBABILITY, setting
 from cl_bench.metrics import coco_map
 from cl_bench.tasks import det_codec
 from cl_bench.tasks.base import Task, TaskMetric
-from scenarios.coco_det import CocoDetSplit
+from scenarios.coco_det import CocoDetSplit, annotation_file
 
 OBJECT_PRIOR = 0.01
 SIZE_PRIOR = 0.1  # boxes start a tenth of the input wide and high (COCO objects are mostly small)
@@ -74,6 +74,7 @@ class DetectionTask(Task):
     metric_labels = {"mAP50": "mAP@0.5"}
     options_type = DetOptions
     head_rank = 0
+    selects_classes = True  # the top_k_classes most frequent in train (or the configured ones)
 
     @property
     def default_num_classes(self) -> int:
@@ -84,6 +85,12 @@ class DetectionTask(Task):
 
     def split_classes(self, task_root: Path, split: str) -> list[str]:
         return CocoDetSplit.declared_classes(task_root, split)
+
+    def classes_file(self, task_root: Path, split: str) -> Path:
+        return annotation_file(task_root, split) or task_root / split
+
+    def ignored_annotations(self, split: CocoDetSplit) -> int:
+        return split.other_class
 
     def collate_targets(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
         return {
