@@ -46,7 +46,8 @@ class Results:
     stage, from the run's timings), per metric ``drop_rel_pct_M``, ``drop_abs_pts_M``, ``pass_M``
     (own_base, 1/0) and the single_task rule's ``st_reference_M``, ``st_ratio_M``,
     ``st_drop_rel_pct_M``, ``st_drop_abs_pts_M``, ``st_pass_M``; per run ``pass_own_base``,
-    ``pass_single_task`` (NaN: no reference), ``st_status``, ``final_vs_single_task``,
+    ``pass_single_task`` (NaN: no reference), ``bonus_own_base`` / ``bonus_single_task`` (every final at
+    or above its base / its reference), ``st_status``, ``final_vs_single_task``,
     ``plasticity``, ``stability`` and ``final_vs_best``. ``keys``: the columns the groups differ in;
     ``references``: the single_task runs of each setting."""
 
@@ -91,7 +92,8 @@ def _per_metric(summary: dict[str, Any]) -> dict[str, Any]:
     the spread over seeds); ``boot_pass_share``: the product over tasks (each is resampled over its own
     images), the share of joint resamples in which every task passes."""
     row: dict[str, Any] = {"schedule": summary.get("schedule", "sequential"),
-                           "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT)}
+                           "threshold_pct": summary.get("threshold_pct", DEFAULT_THRESHOLD_PCT),
+                           "bonus_own_base": summary.get("bonus")}
     intervals = summary.get("intervals", {}).get("tasks", {})
     share_all = 1.0
     for metric, (task, part) in reported_metrics().items():
@@ -176,6 +178,8 @@ def _single_task_rule(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
         frame["st_status"] == REFERENCE_FOUND)
     ratios = frame[[f"st_ratio_{m}" for m in primary]]
     frame["final_vs_single_task"] = ratios.mean(axis=1).where(found)
+    # the bonus: every final at or above its reference
+    frame["bonus_single_task"] = (ratios >= 1 - TOLERANCE).all(axis=1).where(frame["st_status"] == REFERENCE_FOUND)
     bases = runs[[f"base_{m}" for m in primary]].astype(float)
     frame["plasticity"] = (bases.to_numpy() / reference[[f"final_{m}" for m in primary]].where(
         reference[[f"final_{m}" for m in primary]] > 0).to_numpy()).mean(axis=1)

@@ -307,9 +307,14 @@ def paired_table(results: Results) -> Table:
                  "mean paired difference]; an interval that contains 0 does not tell the two apart.")
 
 
+def _yes(value: object) -> str:
+    return "yes" if value is True or value == 1 else "no"
+
+
 def runs_table(results: Results) -> Table:
     runs = results.runs
     data = runs[["run_id", "strategy", "seed", "schedule", "pass_own_base", "pass_single_task", "st_status",
+                 "bonus_own_base", "bonus_single_task",
                  "final_vs_single_task", "mean_normalised_final", "bwt", "bwt_rel", "train_time_s",
                  *[f"final_{m}" for m in reported_metrics()]]]
 
@@ -321,10 +326,15 @@ def runs_table(results: Results) -> Table:
                                                 for status, ok in zip(runs["st_status"], runs["pass_single_task"])],
                          "pass (own_base)": ["(reference)" if ref else ("yes" if ok else "no")
                                              for ref, ok in zip(runs["reference"], runs["pass_own_base"])],
+                         "bonus (single_task / own_base)": [
+                             f"{_yes(st) if status == REFERENCE_FOUND else '–'} / {'–' if ref else _yes(own)}"
+                             for status, st, ref, own in zip(runs["st_status"], runs["bonus_single_task"],
+                                                             runs["reference"], runs["bonus_own_base"])],
                          "final / single-task": [_number(v, ".3f") for v in runs["final_vs_single_task"]],
                          **{metric_label(m): [_number(v, ".4f") for v in runs[f"final_{m}"]]
                             for m in reported_metrics()}})
-    return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv).")
+    return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv). Bonus: every "
+                 "final at or above its single-task reference / its own base.")
 
 
 def build_tables(results: Results, latency: Latency | None, rule: str) -> list[Table]:
