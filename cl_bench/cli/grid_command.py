@@ -141,8 +141,8 @@ def grid_command(args: argparse.Namespace) -> int:
 
     spec, runs, out = plan_from_args(args)
     settings = math.prod(len(values) for values in spec.vary.values())
-    seeds = f"{len(spec.seeds)} seeds" + (f" (own seeds: {', '.join(spec.strategy_seeds)})" if spec.strategy_seeds
-                                          else "")
+    own = [name for name in spec.strategies if name in spec.strategy_seeds]
+    seeds = f"{len(spec.seeds)} seeds" + "".join(f", {name} {len(spec.seeds_of(name))}" for name in own)
     print(f"grid: {len(runs)} runs ({len(spec.strategies)} strategies x {seeds} x "
           f"{len(spec.orders)} orders x {settings} settings) into {out}", flush=True)
     for note in record_plan(out, plan_groups(runs, spec, out)):

@@ -1,10 +1,10 @@
 """Report figures (seaborn on matplotlib's Agg canvas, no pyplot state): each function writes one PNG
 and returns its path.
 
-Every group (strategy label) keeps one colour across figures; error bars of metrics are
-95 % Student's t intervals of the mean over seeds (``seed_interval``; single
-runs add their bootstrap interval over val images in the final-metrics figure),
-dots are single runs.
+Every group (strategy label) keeps one colour and one marker across figures (``colours``,
+``markers``: 20 distinct of each); error bars of metrics are 95 % Student's t intervals of the
+mean over seeds clipped to the metric's range (``seed_interval``; single runs add their bootstrap
+interval over val images in the final-metrics figure), dots are single runs.
 """
 
 from __future__ import annotations
@@ -235,8 +235,9 @@ def loss_lines(losses: pd.DataFrame, palette: Colours, path: Path) -> Path:
     stages = int(losses["stage"].max())
     fig, axes = _figure(len(tasks), 4.0 * len(tasks), 3.4)
     for ax, task in zip(axes, tasks):
-        sns.lineplot(data=losses[losses["task"] == task], x="stage", y="value", hue="label", palette=palette,
-                     marker="o", errorbar="sd", err_style="bars", legend=False, ax=ax)
+        sns.lineplot(data=losses[losses["task"] == task], x="stage", y="value", hue="label", style="label",
+                     palette=palette, markers=markers(list(palette)), dashes=False, errorbar="sd", err_style="bars",
+                     legend=False, ax=ax)
         _stage_ticks(ax, [str(i) for i in range(1, stages + 1)])
         ax.set(title=f"{task}: training loss", xlabel="training experience (stage)",
                ylabel="mean loss per experience" if task == tasks[0] else "")
