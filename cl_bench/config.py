@@ -12,12 +12,20 @@ import yaml
 
 from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, Range, from_dict, setting
 from cl_bench.errors import CLBenchError, first_line
-from cl_bench.tasks import default_order, task_key, task_options
+from cl_bench.tasks import default_order, task_key, task_options, task_order
 from cl_bench.yaml_io import load_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STRIDE = 32  # the backbones' deepest stride (the FPN neck reads the stride-32 stage): input sizes are multiples
+
+# The names the named settings allow, checked when a config is loaded (``setting(choices=...)``); the command
+# line's choice lists and the code that acts on each name read them from here. The backbones are the model's
+# registry (cl_bench/model/backbones.py), which this layer cannot import: the command line checks model.backbone.
+NECKS = ("fpn", "convbnrelu")  # one FPN layer | 1 or 2 ConvBNReLU layers (model.neck_layers)
+BN_POLICIES = ("train", "freeze_after_first", "per_task")  # cl_bench/training/batchnorm_policy.py
+PRECISIONS = ("fp32", "bf16", "fp16")  # autocast of the forward pass (cl_bench/training/precision.py)
+LOGGERS = ("tqdm", "text", "tensorboard", "none")  # progress output: bars, plain text, bars + TensorBoard, log.txt only
 
 
 @dataclass
@@ -51,6 +59,12 @@ class DataConfig:
     num_workers: int = setting(0, allowed=AT_LEAST_0)  # DataLoader worker processes (persistent across epochs when > 0)
     cache_images: bool = True  # keep decoded images and targets in memory: no decoding after the first epoch
 
+    def __post_init__(self) -> None:
+        try:  # a permutation of the tasks' short or long names (kept as written: run ids name the order)
+            task_order(self.order)
+        except CLBenchError as error:
+            raise CLBenchError(f"data.{error}") from None
+
 
 @dataclass
 class ModelConfig:
@@ -62,7 +76,7 @@ class ModelConfig:
 
     backbone: str = "mobilenet_v3_small"
     backbone_weights: str = "none"
-    neck: str = "fpn"  # fpn (one FPN layer) | convbnrelu
+    neck: str = setting("fpn", choices=NECKS)  # fpn (one FPN layer) | convbnrelu
     neck_layers: int = setting(2, allowed=Range(1, 2))  # convbnrelu only: 1 or 2
     neck_channels: int = setting(128, allowed=AT_LEAST_1)
     head_layers: int = setting(3, allowed=Range(2, 3))  # 2 or 3
@@ -89,9 +103,9 @@ class TrainConfig:
     weight_decay: float = setting(1e-4, allowed=AT_LEAST_0)
     batch_size: int = setting(8, allowed=AT_LEAST_1)
     warmup_steps: int = setting(0, allowed=AT_LEAST_0)
-    bn_policy: str = "train"  # train | freeze_after_first | per_task
+    bn_policy: str = setting("train", choices=BN_POLICIES)
     task_weights: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=AT_LEAST_0)
-    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (bench/train_speed.py)
+    precision: str = setting("fp32", choices=PRECISIONS)  # autocast of the forward pass (bench/train_speed.py)
     channels_last: bool = True  # channels_last memory format for the model and its inputs (bench/train_speed.py)
 
 
@@ -110,7 +124,7 @@ class RunConfig:
     device: str = "auto"
     eval_batch_size: int = setting(16, allowed=AT_LEAST_1)
     checkpoints: bool = True  # keep each experience's state for resuming
-    logger: str = "tqdm"  # tqdm | text | tensorboard | none (log.txt only)
+    logger: str = setting("tqdm", choices=LOGGERS)  # tqdm | text | tensorboard | none (log.txt only)
     progress: bool = True
     # bootstrap resamples of the val images for every interval (0: none)
     bootstrap_resamples: int = setting(200, allowed=AT_LEAST_0)

@@ -3,16 +3,17 @@ rejecting unknown keys, wrong types and values out of range with one line
 naming the key.
 
 A field declares its rules with ``setting``: the allowed numbers (``Range``,
-checked for the value, or each value of a list or dict) and, for dicts keyed
-by name, a function normalising each key (raising ``CLBenchError`` for an
-unknown one)."""
+checked for the value, or each value of a list or dict), the allowed names
+(``choices``, checked the same way; the command line's choice lists read them
+with ``choices_of``) and, for dicts keyed by name, a function normalising each
+key (raising ``CLBenchError`` for an unknown one)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from cl_bench.errors import CLBenchError
 
@@ -48,21 +49,43 @@ PROBABILITY = Range(0, 1)
 
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
-            allowed: Range | None = None, keys: Callable[[str, str], str] | None = None) -> Any:
+            allowed: Range | None = None, choices: Sequence[str] | None = None,
+            keys: Callable[[str, str], str] | None = None) -> Any:
     """A dataclass field with its rules (see the module docstring)."""
+    if choices is not None:
+        choices = tuple(choices)
+        if default is not dataclasses.MISSING and default is not None and default not in choices:
+            raise ValueError(f"default {default!r} is not one of its choices {choices}")
     return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"allowed": allowed, "keys": keys})
+                             metadata={"allowed": allowed, "choices": choices, "keys": keys})
+
+
+def choices_of(cls: type, name: str) -> tuple[str, ...]:
+    """The names field ``name`` of dataclass ``cls`` allows (its ``setting(choices=...)``)."""
+    choices = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices")
+    if choices is None:
+        raise TypeError(f"{cls.__name__}.{name} declares no choices")
+    return choices
+
+
+def check_choice(value: Any, choices: Sequence[str], where: str) -> Any:
+    """``value`` when it is one of ``choices``, else one line naming the key, the value and the allowed names."""
+    if value not in choices:
+        raise CLBenchError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def _check(value: Any, spec: dataclasses.Field, where: str) -> Any:
-    keys, allowed = spec.metadata.get("keys"), spec.metadata.get("allowed")
+    keys, allowed, choices = (spec.metadata.get(rule) for rule in ("keys", "allowed", "choices"))
     if keys is not None:
         value = {keys(key, where): item for key, item in value.items()}
-    if allowed is not None and value is not None:
+    if (allowed is not None or choices is not None) and value is not None:
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
         for key, item in items if items is not None else [(None, value)]:
-            if not allowed.allows(item):
-                name = where if key is None else f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]"
+            name = where if key is None else f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]"
+            if choices is not None:
+                check_choice(item, choices, name)
+            if allowed is not None and not allowed.allows(item):
                 raise CLBenchError(f"{name}: {item!r} is out of range (allowed: {allowed})")
     return value
 

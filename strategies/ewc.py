@@ -16,13 +16,17 @@ from avalanche.training.utils import ParamData
 from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
 from strategies.registry import register
 
+# separate: one anchor and importance per earlier experience | online: one running importance, decayed
+# (Avalanche's EWCPlugin asserts one of these; the options refuse any other name in one line)
+EWC_MODES = ("separate", "online")
+
 
 @dataclass
 class EWCOptions:
     # Importances (mean squared gradients) are tiny (median ~1e-7 per weight after the smoke
     # seg stage), so a large lambda is needed for the penalty to matter: bench/ewc_lambda.py.
     ewc_lambda: float = setting(1e5, allowed=AT_LEAST_0)
-    mode: str = "separate"  # separate | online
+    mode: str = setting("separate", choices=EWC_MODES)
     decay_factor: float | None = setting(None, allowed=PROBABILITY)  # online mode only (e.g. 0.9)
 
 

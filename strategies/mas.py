@@ -20,7 +20,7 @@ from avalanche.training.utils import zerolike_params_dict
 from torch.utils.data import DataLoader
 
 from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
-from strategies.ewc import TaskAwareEWCPlugin
+from strategies.ewc import EWC_MODES, TaskAwareEWCPlugin
 from strategies.registry import register
 
 
@@ -30,7 +30,7 @@ class MASOptions:
     # (importances 0.160 per weight against EWC's F 3.29e-5, bench/importance_scale.py), and beat lambda 1
     # (the smoke data's match) on the tune split (README, "Default strengths").
     mas_lambda: float = setting(20.0, allowed=AT_LEAST_0)
-    mode: str = "separate"  # separate | online
+    mode: str = setting("separate", choices=EWC_MODES)  # EWC's modes (its penalty and state are EWC's)
     decay_factor: float = setting(1.0, allowed=PROBABILITY)  # online mode only: weight of the earlier importances
 
 

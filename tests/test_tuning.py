@@ -35,7 +35,8 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
         summary = json.loads((out / row["run_id"] / "summary.json").read_text())
         assert row["seg mIoU final"] == round(summary["tasks"]["seg"]["final"], 4)
         assert row["det mAP50 base"] == round(summary["secondary"]["tasks"]["det"]["base"], 4)
-        assert row["pass"] == ("yes" if summary["pass"] else "no")
+        assert row["pass (own_base)"] == ("yes" if summary["pass"] else "no")
+        assert row["pass (single_task)"] == "no reference"  # no single_task run beside it
         assert summary["evaluated_on"].startswith("tune split: 4 images per task")
         assert row["evaluated on"] == "tune split"
     assert table.loc[0, "run_id"] != table.loc[1, "run_id"]

@@ -8,7 +8,8 @@ import sys
 import warnings
 from typing import Callable
 
-from cl_bench.config import Config, DataConfig, load_config
+from cl_bench.config import Config, DataConfig, ModelConfig, load_config
+from cl_bench.dataclass_io import check_choice, choices_of
 from cl_bench.errors import CLBenchError, one_line
 from cl_bench.tasks import TASKS
 
@@ -63,17 +64,31 @@ def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConf
     return data
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def backbone_names() -> list[str]:
+    """The names model.backbone allows: the model's backbone registry."""
     from cl_bench.model.backbones import BACKBONES
-    from cl_bench.model.neck import NECKS
 
+    return sorted(BACKBONES)
+
+
+def check_backbone(config: Config, where: str = "config") -> Config:
+    """``config`` when its backbone is registered, else one line as for any other named setting. The
+    registry is the model's, which the config layer cannot import, so the command line checks this
+    one when it resolves a config, before any folder is made or data read."""
+    check_choice(config.model.backbone, backbone_names(), f"{where}.model.backbone")
+    return config
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--config", metavar="YAML", help="experiment config (see experiments/); flags override it")
-    group.add_argument("--backbone", choices=sorted(BACKBONES), help="backbone (default mobilenet_v3_small)")
+    group.add_argument("--backbone", choices=backbone_names(),
+                       help=f"backbone (default {ModelConfig().backbone})")
     group.add_argument("--backbone-weights", metavar="none|imagenet|FILE",
                        help="backbone initialisation: none (random), imagenet (torchvision download), or a local "
                             "state_dict file / folder of such files (e.g. $CL_BENCH_WEIGHTS)")
-    group.add_argument("--neck", choices=NECKS, help="fpn (one FPN layer) or convbnrelu (<= 2 layers)")
+    group.add_argument("--neck", choices=choices_of(ModelConfig, "neck"),
+                       help="fpn (one FPN layer) or convbnrelu (<= 2 layers)")
     group.add_argument("--image-size", type=int, metavar="PX", help="square input size for every task")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
@@ -89,7 +104,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, flag, None)
         if value is not None:
             setattr(section, key, value)
-    return config
+    return check_backbone(config, getattr(args, "config", None) or "config")
 
 
 def run_command(command: Callable[[], int]) -> int:

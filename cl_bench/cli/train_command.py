@@ -6,9 +6,9 @@ import argparse
 
 import yaml
 
-from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
-from cl_bench.config import Config
-from cl_bench.dataclass_io import from_dict, to_dict
+from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, check_backbone, config_from_args
+from cl_bench.config import Config, RunConfig, TrainConfig
+from cl_bench.dataclass_io import choices_of, from_dict, to_dict
 from cl_bench.errors import CLBenchError, first_line
 from cl_bench.rules import OWN_BASE, SINGLE_TASK_RULE, rule_definition
 from cl_bench.schedules import get_schedule
@@ -27,12 +27,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"learning rate (AdamW, cosine decay per experience; default {defaults.train.lr:g})")
     group.add_argument("--batch-size", type=int,
                        help=f"training minibatch size (default {defaults.train.batch_size}; replay adds its own)")
-    group.add_argument("--bn-policy", choices=("train", "freeze_after_first", "per_task"),
+    group.add_argument("--bn-policy", choices=choices_of(TrainConfig, "bn_policy"),
                        help="BatchNorm running statistics: keep training them, freeze them after the first "
                             "experience, or keep one set per task (default train)")
     group.add_argument("--workers", type=int, help="data loading worker processes (default 0: in the main process)")
     group.add_argument("--out", help="results folder (default results/)")
-    group.add_argument("--logger", choices=("tqdm", "text", "tensorboard", "none"),
+    group.add_argument("--logger", choices=choices_of(RunConfig, "logger"),
                        help="progress output: tqdm bars, plain text, tqdm + TensorBoard in the run folder, or "
                             "none (the run folder's log.txt only)")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -41,7 +41,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_set(config: Config, assignments: list[str]) -> Config:
-    """``config`` with ``KEY=VALUE`` overrides (dotted keys, YAML values) applied and re-validated."""
+    """``config`` with ``KEY=VALUE`` overrides (dotted keys, YAML values) applied and re-validated
+    (model.backbone against the backbone registry included)."""
     values = to_dict(config)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
@@ -57,7 +58,7 @@ def apply_set(config: Config, assignments: list[str]) -> Config:
             node[last] = load_yaml(raw)
         except yaml.YAMLError as error:
             raise CLBenchError(f"--set {assignment}: not a valid YAML value ({first_line(error)})") from None
-    return from_dict(Config, values, "config")
+    return check_backbone(from_dict(Config, values, "config"))
 
 
 def train_config(args: argparse.Namespace) -> Config:

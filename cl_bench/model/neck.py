@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-NECKS = ("fpn", "convbnrelu")
+from cl_bench.config import NECKS  # the names model.neck allows, checked when the config is loaded
 
 
 class FPNLayer(nn.Module):

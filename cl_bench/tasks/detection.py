@@ -20,6 +20,7 @@ from scenarios.coco_det import CocoDetSplit, annotation_file
 
 OBJECT_PRIOR = 0.01
 SIZE_PRIOR = 0.1  # boxes start a tenth of the input wide and high (COCO objects are mostly small)
+OBJECTNESS_LOSSES = ("focal", "bce")
 
 
 @dataclass
@@ -28,7 +29,7 @@ class DetOptions:
 
     # without configured classes: the k with most boxes in the training split
     top_k_classes: int = setting(10, allowed=AT_LEAST_1)
-    objectness: str = "focal"  # focal (torchvision sigmoid_focal_loss) | bce
+    objectness: str = setting("focal", choices=OBJECTNESS_LOSSES)  # focal (torchvision sigmoid_focal_loss) | bce
     neighbours: bool = True  # also assign the two nearest neighbour cells
     obj_weight: float = setting(1.0, allowed=AT_LEAST_0)
     cls_weight: float = setting(1.0, allowed=AT_LEAST_0)

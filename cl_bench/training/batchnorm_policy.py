@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
+from cl_bench.config import BN_POLICIES  # the names train.bn_policy allows, checked when the config is loaded
 from cl_bench.model.batchnorm_stats import batchnorm_layers, load_stats, snapshot_stats
-
-BN_POLICIES = ("train", "freeze_after_first", "per_task")
 
 
 class BatchNormPolicyPlugin(SupervisedPlugin):

@@ -1,0 +1,129 @@
+"""Named settings (issue 29, item 1): a name outside a setting's choices is one line naming the key, the
+value and the allowed names, when the config is loaded or the strategy's options resolved, before any
+folder is made or data read; the command line's choice lists are the same declarations. No training."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+import run_bench
+from cl_bench.config import BN_POLICIES, LOGGERS, NECKS, PRECISIONS, ModelConfig, RunConfig, TrainConfig, load_config
+from cl_bench.dataclass_io import choices_of, setting
+from cl_bench.errors import CLBenchError
+from cl_bench.model.backbones import BACKBONES  # the registry other changes add to
+from cl_bench.tasks.detection import OBJECTNESS_LOSSES, DetOptions
+from strategies import get_strategy
+from strategies.ewc import EWC_MODES, EWCOptions
+from strategies.mas import MASOptions
+
+SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
+
+MISSPELT = [  # (the arguments, the one line on stderr)
+    (["--set", "tasks.det.objectness=focall"], "error: tasks.det.objectness: 'focall' is not one of focal, bce"),
+    (["--set", "run.logger=tqmd"], "error: config.run.logger: 'tqmd' is not one of tqdm, text, tensorboard, none"),
+    (["--set", "train.bn_policy=freez"],
+     "error: config.train.bn_policy: 'freez' is not one of train, freeze_after_first, per_task"),
+    (["--set", "train.precision=fp8"], "error: config.train.precision: 'fp8' is not one of fp32, bf16, fp16"),
+    (["--set", "model.neck=fppn"], "error: config.model.neck: 'fppn' is not one of fpn, convbnrelu"),
+    (["--strategy", "ewc", "--set", "strategy.options.mode=onlin"],
+     "error: strategy.options (ewc).mode: 'onlin' is not one of separate, online"),
+    (["--strategy", "mas+replay", "--set", "strategy.options.mas.mode=onlin"],
+     "error: strategy.options (mas+replay).mas.mode: 'onlin' is not one of separate, online"),
+    (["--set", "model.backbone=mobilenet_v3_smal"],
+     f"error: config.model.backbone: 'mobilenet_v3_smal' is not one of {', '.join(sorted(BACKBONES))}"),
+    (["--order", "seg,det,clss"], "error: data.order: unknown task 'clss' (known: seg, det, cls)"),
+]
+
+
+@pytest.fixture
+def no_run_folder(monkeypatch):
+    """A run that got past its checks fails the test at once instead of training."""
+    from cl_bench.experiment import runner
+
+    def reached(path):
+        raise AssertionError(f"the run got as far as making its folder {path}")
+
+    monkeypatch.setattr(runner, "check_writable", reached)
+
+
+@pytest.mark.parametrize(("args", "line"), MISSPELT, ids=lambda v: v[-1] if isinstance(v, list) else None)
+def test_a_misspelt_name_is_one_line_before_any_folder(tmp_path, capsys, no_run_folder, args, line):
+    out = tmp_path / "out"
+    code = run_bench.main(["--config", str(SMOKE), *args, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().splitlines() == [line], err
+    assert not out.exists()
+
+
+def test_a_yaml_file_names_the_file_and_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {SMOKE}\nrun:\n  logger: txt\n")
+    line = rf"^{re.escape(str(bad))}\.run\.logger: 'txt' is not one of tqdm, text, tensorboard, none$"
+    with pytest.raises(CLBenchError, match=line):
+        load_config(bad)
+    bad.write_text("tasks:\n  det:\n    objectness: BCE\n")
+    with pytest.raises(CLBenchError, match=r"^tasks.det.objectness: 'BCE' is not one of focal, bce$"):
+        load_config(bad)
+
+
+def test_strategy_modes_are_checked_when_the_options_resolve():
+    for name, options, key in (("ewc", {"mode": "Online"}, "mode"), ("mas", {"mode": "separated"}, "mode"),
+                               ("ewc_replay", {"ewc": {"mode": "x"}}, "ewc.mode")):
+        with pytest.raises(CLBenchError, match=rf"^strategy.options \({name}\).{key}: '.*' is not one of "
+                                               rf"separate, online$"):
+            get_strategy(name).options(options)
+    assert get_strategy("ewc").options({"mode": "online"}).mode == "online"
+
+
+def test_the_declarations():
+    assert choices_of(RunConfig, "logger") == LOGGERS
+    assert choices_of(TrainConfig, "bn_policy") == BN_POLICIES
+    assert choices_of(TrainConfig, "precision") == PRECISIONS
+    assert choices_of(ModelConfig, "neck") == NECKS
+    assert choices_of(DetOptions, "objectness") == OBJECTNESS_LOSSES
+    assert choices_of(EWCOptions, "mode") == choices_of(MASOptions, "mode") == EWC_MODES
+    with pytest.raises(ValueError, match="not one of its choices"):
+        setting("fp64", choices=PRECISIONS)
+
+
+def _choices(parser: argparse.ArgumentParser) -> dict[str, tuple[str, ...]]:
+    def actions(p: argparse.ArgumentParser):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from actions(sub)
+            else:
+                yield action
+
+    return {action.option_strings[0]: tuple(action.choices) for action in actions(parser)
+            if action.choices is not None and action.option_strings}
+
+
+def test_the_command_lines_choices_are_the_declarations():
+    declared = {"--bn-policy": BN_POLICIES, "--logger": LOGGERS, "--neck": NECKS,
+                "--backbone": tuple(sorted(BACKBONES))}
+    train = _choices(run_bench.build_parser(None))
+    assert {flag: train[flag] for flag in declared} == declared
+    for command in ("grid", "check-model"):
+        flags = _choices(run_bench.build_parser(command))
+        assert flags["--neck"] == NECKS and flags["--backbone"] == declared["--backbone"]
+
+
+def test_every_declared_name_is_implemented():
+    import torch
+
+    from cl_bench.model.neck import build_neck
+    from cl_bench.training.batchnorm_policy import BatchNormPolicyPlugin
+    from cl_bench.training.precision import DTYPES, MixedPrecision
+
+    assert tuple(DTYPES) == PRECISIONS
+    for name in PRECISIONS:
+        MixedPrecision(name, "cpu")
+    for name in NECKS:
+        assert isinstance(build_neck(name, (8, 16), 8, 2), torch.nn.Module)
+    for name in BN_POLICIES:
+        BatchNormPolicyPlugin(name)
