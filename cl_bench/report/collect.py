@@ -181,9 +181,10 @@ def _single_task_rule(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
     # the bonus: every final at or above its reference
     frame["bonus_single_task"] = (ratios >= 1 - TOLERANCE).all(axis=1).where(frame["st_status"] == REFERENCE_FOUND)
     bases = runs[[f"base_{m}" for m in primary]].astype(float)
-    frame["plasticity"] = (bases.to_numpy() / reference[[f"final_{m}" for m in primary]].where(
-        reference[[f"final_{m}" for m in primary]] > 0).to_numpy()).mean(axis=1)
-    frame["plasticity"] = frame["plasticity"].where(found)
+    learned = reference[[f"final_{m}" for m in primary]]
+    # over the tasks the reference learned (a final > 0), as final / single-task
+    frame["plasticity"] = pd.DataFrame(bases.to_numpy() / learned.where(learned > 0).to_numpy(),
+                                       index=runs.index).mean(axis=1).where(found)
     frame["stability"] = runs.apply(_stability, axis=1)
     frame["final_vs_best"] = (runs[[f"final_{m}" for m in primary]].astype(float) / best.where(best > 0).to_numpy()
                               ).mean(axis=1)
