@@ -29,3 +29,22 @@ def test_readme_shows_the_reference_reports_table(name):
     same_header = [table for table in readme_tables if table[0] == report_table[0]]
     assert same_header, f"README.md has no table with the header of {name}.md: {report_table[0]}"
     assert report_table in same_header, f"README.md's {name} table differs from results/reference/report"
+
+
+def test_the_run_the_reference_report_selects_keeps_its_model():
+    """export --select on a fresh clone: the run the reference report picks (best, or best-effort while
+    none passes the default rule) has its model.pt committed, and it is that run's model."""
+    from cl_bench.errors import CLBenchError
+    from cl_bench.model.weights_file import load_weights
+    from cl_bench.report.collect import load_results
+    from cl_bench.report.selection import select_run
+
+    results = load_results(REPO / "results" / "reference")
+    rule = results.default_rule
+    try:
+        run = select_run(results, "best", rule)
+    except CLBenchError:
+        run = select_run(results, "best-effort", rule)
+    weights = REPO / "results" / "reference" / run["run_id"] / "model.pt"
+    assert weights.is_file(), f"{weights} is not committed (the reference report's {rule} pick)"
+    assert load_weights(weights).meta["run_id"] == run["run_id"]

@@ -84,7 +84,8 @@ def test_report_tables_are_mean_and_std_over_seeds(report, runs):
     naive = runs[runs["strategy"] == "naive"]
     assert overview.loc["naive", "pass_rate"] == naive["pass_own_base"].mean()
     assert overview.loc["naive", "bwt_std"] == pytest.approx(naive["bwt"].std(), abs=1e-15)
-    assert "| joint (reference) | 2 | 0,1 | by construction |" in (report / "tables" / "overview.md").read_text()
+    assert "| joint (reference) | 2 | 0,1 | no plan recorded | by construction |" in \
+        (report / "tables" / "overview.md").read_text()
 
 
 def _eval(weights: Path, data_root: Path, out: Path) -> dict:
