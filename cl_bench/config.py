@@ -4,6 +4,7 @@ The ``tasks`` section has one entry per registered task, typed by its Task."""
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class DataConfig:
             raise CLBenchError(f"data.{error}") from None
 
 
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a dotted Python name (model.factory's halves)
+
+
 @dataclass
 class ModelConfig:
     """Backbone + neck + one head (challenge: < 8 M parameters, head of 2-3 layers).
@@ -82,6 +86,17 @@ class ModelConfig:
     head_layers: int = setting(3, allowed=Range(2, 3))  # 2 or 3
     head_channels: int = setting(128, allowed=AT_LEAST_1)
     bn_momentum: float = setting(0.1, allowed=PROBABILITY)  # torchvision's MobileNets use 0.01: too slow for short runs
+    # your own model instead of the built-in one (docs/own-model.md): "package.module:function", called
+    # with the head layout and factory_options as keyword arguments; the settings above are then unused
+    factory: str = ""
+    factory_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        module, _, function = self.factory.partition(":")
+        if self.factory and not (_DOTTED.fullmatch(module) and _DOTTED.fullmatch(function)):
+            raise CLBenchError(f"model.factory: '{self.factory}' is not 'package.module:function'")
+        if self.factory_options and not self.factory:
+            raise CLBenchError("model.factory_options: set without model.factory")
 
 
 @dataclass
@@ -148,6 +163,8 @@ class Config:
 
 # run settings that do not change results, left out of the run id and of comparisons between runs
 _NOT_RESULT_SETTINGS = {"run": ("out", "logger", "progress", "checkpoints", "device")}
+# settings left out of the run id while they hold their default (runs from before they existed keep their ids)
+_OMITTED_WHEN_EMPTY = {"model": ("factory", "factory_options")}
 
 
 def result_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +174,11 @@ def result_settings(values: dict[str, Any]) -> dict[str, Any]:
     for section, keys in _NOT_RESULT_SETTINGS.items():
         for key in keys:
             values.get(section, {}).pop(key, None)
+    for section, keys in _OMITTED_WHEN_EMPTY.items():
+        part = values.get(section)
+        for key in keys:
+            if isinstance(part, dict) and key in part and not part[key]:
+                part.pop(key)
     return values
 
 

@@ -82,6 +82,47 @@ def test_bad_weights_files_are_one_line_errors(trained, synthetic_root, tmp_path
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), result.stderr
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(trained, synthetic_root, tmp_path, value):
+    """NaN or inf weights would print plausible-looking metrics: one line naming the file and a tensor."""
+    payload = torch.load(trained[0], weights_only=True)
+    key = next(k for k, v in payload["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    broken = payload["state_dict"][key].contiguous().clone()
+    broken.view(-1)[1] = value
+    payload["state_dict"][key] = broken
+    path = tmp_path / "w.pt"
+    torch.save(payload, path)
+    result = run_eval("--weights", str(path), "--data_root", str(synthetic_root))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: tensor state_dict.{key} holds non-finite values (NaN or inf); these weights cannot be "
+        "evaluated"], result.stderr
+
+
+@pytest.mark.parametrize(("size", "says"), [(0, "is 0, not"), (-64, "is -64, not"), (None, "is missing")])
+def test_bad_embedded_image_size_is_one_line(trained, synthetic_root, tmp_path, size, says):
+    payload = torch.load(trained[0], weights_only=True)
+    if size is None:
+        del payload["preprocess"]["image_size"]
+    else:
+        payload["preprocess"]["image_size"] = size
+    path = tmp_path / "w.pt"
+    torch.save(payload, path)
+    result = run_eval("--weights", str(path), "--data_root", str(synthetic_root))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: preprocess.image_size {says}"), result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "x"])
+def test_eval_batch_size_below_one_is_an_argparse_error(trained, synthetic_root, value):
+    result = run_eval("--weights", str(trained[0]), "--data_root", str(synthetic_root), "--batch-size", value)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("eval.py: error: argument --batch-size: ") and value in last, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_weights_file_loads_with_weights_only(trained):
     payload = torch.load(trained[0], weights_only=True)
     assert {"format", "model", "tasks", "classes", "preprocess", "state_dict"} <= set(payload)

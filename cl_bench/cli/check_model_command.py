@@ -12,9 +12,10 @@ from cl_bench.tasks import Task
 def add_check_model_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check-model", help="check the model against the challenge rules (params, head, neck, one forward, latency)",
-        description="Build the configured model and print its parameters (total and per part), head layer count "
-                    "and single-branch check, neck rule, one forward pass for all three outputs (per-task BatchNorm "
-                    "statistics fail it) and latency per 512x512 image (batch 1, eval mode, "
+        description="Build the configured model (model.factory's own model too: docs/own-model.md) and print its "
+                    "parameters (total and per part), head layer count and single-branch check, neck rule (INFO "
+                    "where an own model shows no head or neck to check), one forward pass for all three outputs "
+                    "(per-task BatchNorm statistics fail it) and latency per 512x512 image (batch 1, eval mode, "
                     "median after warm-up) on this device, each with PASS/FAIL against the challenge limits.")
     add_model_arguments(parser)
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
@@ -30,14 +31,13 @@ def check_model_command(args: argparse.Namespace) -> int:
     from cl_bench.devices import resolve_device
     from cl_bench.model import build_model
     from cl_bench.model.challenge_rules import check_model, format_checks
+    from cl_bench.model.factory import describe_model
     from cl_bench.tasks import build_tasks
 
     config = config_from_args(args)
     tasks = build_tasks(config.tasks)
     model = build_model(config.model, placeholder_classes(config, tasks), tasks)
-    m = config.model
-    print(f"model: {m.backbone} (weights: {m.backbone_weights}) + {m.neck} neck ({m.neck_channels} ch) + "
-          f"{m.head_layers}-layer head ({m.head_channels} ch)")
+    print(f"model: {describe_model(config.model)}")
     checks = check_model(model, resolve_device(args.device), latency=not args.no_latency,
                          per_task_bn=config.train.bn_policy == "per_task")
     print(format_checks(checks))

@@ -5,7 +5,8 @@
 Prints detection mAP (and mAP@0.5), segmentation mIoU (and pixel accuracy)
 and classification Top-1 (and Top-5) on one split of the data. The weights
 file carries the model description, class lists and preprocessing, so nothing
-else is needed.
+else is needed (an own model, model.factory: its module must be importable, e.g.
+on PYTHONPATH; docs/own-model.md).
 """
 
 from __future__ import annotations
@@ -29,12 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="all, or a comma list of det|seg|cls (or detection, segmentation, classification)")
     parser.add_argument("--split", default="val", help="split folder to evaluate (default: val; e.g. test)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size (default 16)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="evaluation batch size (default 16)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON to FILE")
     parser.add_argument("--allow-class-mismatch", action="store_true",
                         help="evaluate a task whose data declares other class names than the model (by name) on "
                              "the classes both have, instead of stopping with an error")
     return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse prints the usage and one error line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +118,9 @@ def evaluate(args: argparse.Namespace) -> int:
     data = DataConfig(root=args.data_root, test_split=args.split, roots=task_roots(args))
     source = resolve_data(data, names)
     counts = loaded.model.parameter_counts()
-    print(f"weights: {args.weights} ({loaded.model.config.backbone}, {counts['total'] / 1e6:.2f} M parameters, "
+    model = loaded.model.config
+    name = f"factory {model.factory}" if model.factory else model.backbone
+    print(f"weights: {args.weights} ({name}, {counts['total'] / 1e6:.2f} M parameters, "
           f"{loaded.image_size} px, device {device})")
     results = {}
     for label, name in enumerate(names):

@@ -12,8 +12,10 @@ from torchvision.ops.misc import Conv2dNormActivation
 from cl_bench.config import ModelConfig
 from cl_bench.errors import CLBenchError
 from cl_bench.model.backbones import build_backbone
+from cl_bench.model.factory import FactoryModel
 from cl_bench.model.neck import build_neck
-from cl_bench.tasks import Task, head_layout
+from cl_bench.model.outputs import TaskOutputModel
+from cl_bench.tasks import Task
 
 
 class UnifiedHead(nn.Sequential):
@@ -46,37 +48,25 @@ def is_single_branch(head: nn.Module) -> bool:
     return False
 
 
-class UnifiedModel(nn.Module):
+class UnifiedModel(TaskOutputModel):
     """``forward(x)`` returns a dict view of the one head output, one entry per
     task in ``classes``: ``det`` [B, 5+C_det, H/16, W/16], ``seg`` [B, C_seg, H/s, W/s]
     (upsampled), ``cls`` [B, C_cls]."""
 
     def __init__(self, config: ModelConfig, classes: dict[str, list[str]], tasks: dict[str, Task]):
-        super().__init__()
-        self.config = config
-        layout = head_layout(classes)
-        self.classes = {name: list(classes[name]) for name in layout}
-        self.tasks = {name: tasks[name] for name in layout}
+        super().__init__(config, classes, tasks)
         self.backbone = build_backbone(config.backbone, config.backbone_weights,
                                        with_stride32=config.neck == "fpn")
         self.neck = build_neck(config.neck, self.backbone.channels, config.neck_channels, config.neck_layers)
-        self.slices: dict[str, slice] = {}
-        start = 0
-        for name in layout:
-            width = self.tasks[name].channels(len(self.classes[name]))
-            self.slices[name] = slice(start, start + width)
-            start += width
-        self.head = UnifiedHead(config.neck_channels, config.head_channels, start, config.head_layers)
+        self.head = UnifiedHead(config.neck_channels, config.head_channels, self.layout.channels, config.head_layers)
         self._init_output_bias()
         for module in self.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = config.bn_momentum
 
     def _init_output_bias(self) -> None:
-        last = self.head[-1]
         with torch.no_grad():
-            for name, part in self.slices.items():
-                last.bias[part] = self.tasks[name].initial_bias(len(self.classes[name]))
+            self.head[-1].bias.copy_(self.layout.initial_bias())
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.neck(*self.backbone(x))
@@ -85,17 +75,12 @@ class UnifiedModel(nn.Module):
         """The single head output tensor [B, channels, H/16, W/16]."""
         return self.head(self.features(x))
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        raw = self.forward_raw(x)
-        size = (x.shape[-2], x.shape[-1])
-        return {name: self.tasks[name].view(raw[:, part], size) for name, part in self.slices.items()}
-
-    def parameter_counts(self) -> dict[str, int]:
-        parts = {"backbone": self.backbone, "neck": self.neck, "head": self.head}
-        counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
-        counts["total"] = sum(counts.values())
-        return counts
+    def parts(self) -> dict[str, nn.Module]:
+        return {"backbone": self.backbone, "neck": self.neck, "head": self.head}
 
 
-def build_model(config: ModelConfig, classes: dict[str, list[str]], tasks: dict[str, Task]) -> UnifiedModel:
+def build_model(config: ModelConfig, classes: dict[str, list[str]], tasks: dict[str, Task]) -> TaskOutputModel:
+    """The one place a model is built: ``model.factory``'s when set, else the built-in one."""
+    if config.factory:
+        return FactoryModel(config, classes, tasks)
     return UnifiedModel(config, classes, tasks)
