@@ -107,7 +107,8 @@ def test_a_set_with_several_values_is_an_axis():
     (["--strategies", "naive,nope"], "error: unknown strategy 'nope' (known: "),
     (["--strategies", "naive", "--seeds", "4-1"], "error: --seeds 4-1: range 4-1 ends before it starts"),
     (["--strategies", "naive", "--seeds", "x"], "error: --seeds x: expected seeds like 0-4 or 0,2,5"),
-    (["--strategies", "naive", "--orders", "seg,det,cls", "seg,det"], "error: order: seg,det is not a permutation"),
+    (["--strategies", "naive", "--orders", "seg,det,cls", "seg,det"],
+     "error: data.order: seg,det is not a permutation"),
     (["--strategies", "ewc", "--set", "strategy.options.nope=1"], "error: "),
     (["--strategies", "naive", "--cpus-per-run", "0"], "error: --cpus-per-run 0.0: must be positive"),
 ])

@@ -233,8 +233,8 @@ def _naive_seed_1_edited(results_dir: Path, tmp_path: Path, old: str, new: str) 
 def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
     """Runs of one strategy at two option settings are two groups, never averaged together."""
     assert load_results(results_dir).keys == ["strategy"]  # options alike: no options column
-    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "options: {}",
-                                                  "options:\n    ewc:\n      ewc_lambda: 10")
+    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "\n  options: {}",
+                                                  "\n  options:\n    ewc:\n      ewc_lambda: 10")
     assert results.keys == ["strategy", "options"]
     assert labels == {0: "naive (default options)", 1: "naive (ewc.ewc_lambda=10)"}
     assert joint == {"joint (reference)"}

@@ -47,9 +47,10 @@ def _write_run(root: Path, strategy: str, seed: int, R: list[list[float]], sched
     summary = write_run_results(run_dir, pd.DataFrame(records), ORDER,
                                 {"run_id": run_id, "strategy": strategy, "seed": seed, "order": ORDER},
                                 schedule=schedule, reference=reference)
-    upsert_run(root / "runs.csv", runs_row(summary, {"run_id": run_id, "strategy": strategy, "seed": seed,
-                                                      "order": ",".join(ORDER), "params": 1000,
-                                                      "epochs": "seg:40;det:60;cls:20", "train_time_s": 1.0}))
+    upsert_run(root / "runs.csv", runs_row(summary, {
+        "run_id": run_id, "strategy": strategy, "seed": seed, "order": ",".join(ORDER), "params": 1000,
+        "backbone": config["model"]["backbone"], "bn_policy": config["train"]["bn_policy"],
+        "image_size": image_size, "epochs": "seg:40;det:60;cls:20", "train_time_s": 1.0}))
     return run_id
 
 
@@ -171,4 +172,6 @@ def test_the_report_flags_a_group_whose_seeds_were_extended_after_a_look(folder)
     runs = results.runs.set_index("strategy")
     assert runs.loc["good", "seed_plan"] == "planned 0; 1,2 added after results of 0"
     assert runs.loc["lazy", "seed_plan"] == "no plan recorded"
-    assert any(w.startswith("good: seeds extended after results were seen") for w in results.warnings)
+    assert [w for w in results.warnings if "seeds extended" in w] == [
+        "good (image_size 320): seeds extended after results were seen (planned 0; 1,2 added after results of 0); its "
+        "pass rate and intervals mix seeds chosen before and after a look"]

@@ -18,7 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import ray
 import yaml
@@ -52,6 +52,7 @@ class GridOptions:
     gpus_per_run: float = 0.0
     max_concurrent: int | None = None  # None: as many as Ray's resources allow
     retries: int = 2
+    on_start: Callable[[], None] | None = None  # called once Ray is up and the resources suffice, before any run
 
 
 def is_finished(run: GridRun, out: Path) -> bool:
@@ -151,6 +152,8 @@ def run_grid(runs: list[GridRun], options: GridOptions, progress: TextIO | None 
     shown = Progress(statuses, progress)
     try:
         _check_resources(options)
+        if options.on_start is not None:
+            options.on_start()
         board = Board.remote()
         driver_node = _driver_node()
         task = ray.remote(execute_run)

@@ -120,6 +120,10 @@ def build_report(results_dir: str | Path, out: str | Path, device: torch.device 
     for table in tables.values():
         write_table(table, out / "tables", 2 if table.name == "runs" else len(results.keys))
     figures = make_figures(results, tables, latency, out / "figures")
+    written = {f.path.name for refs in figures.values() for f in refs}
+    for stale in (out / "figures").glob("*.png"):  # figures of groups or kinds this report no longer has
+        if stale.name not in written:
+            stale.unlink()
     report = out / "report.md"
     verdicts = verdict_lines(results)
     write_text(report, report_markdown(results, tables, figures, latency, out, rule, verdicts))

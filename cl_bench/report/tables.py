@@ -167,6 +167,8 @@ def _pass_rate(frame: pd.DataFrame, column: str, share_column: str | None = None
 
 def _keys(frame: pd.DataFrame, results: Results) -> pd.DataFrame:
     view = frame[results.keys].astype(str).copy()
+    if "options" in view:
+        view["options"] = view["options"].replace("", "default")
     view["strategy"] = [s + (" (reference)" if ref else "") for s, ref in zip(frame["strategy"], frame["reference"])]
     return view
 
