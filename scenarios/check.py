@@ -35,7 +35,10 @@ def _check_task(task: Task, data: DataConfig, root, verify: bool, progress: bool
     except DataError as error:
         return [SplitCheck(name, data.train_split, errors=[str(error)])]
     checks = []
-    for split_name in task.split_type.splits(root):
+    found = task.split_type.splits(root)
+    # the splits a run reads are checked also when absent (the reader's error names what it found)
+    needed = [data.train_split] + ([] if data.tune_split else [data.test_split])
+    for split_name in [*found, *(s for s in dict.fromkeys(needed) if s not in found)]:
         check = SplitCheck(name, split_name)
         checks.append(check)
         try:
@@ -44,6 +47,9 @@ def _check_task(task: Task, data: DataConfig, root, verify: bool, progress: bool
         except DataError as error:
             check.errors.append(str(error))
             continue
+        problem = split.training_problem() if split_name == data.train_split else None
+        if problem:
+            check.errors.append(problem)
         if verify:
             bar = tqdm(range(len(split)), desc=f"{name}/{split_name}", leave=False,
                        disable=None if progress else True)  # None: no bar when not a terminal

@@ -13,6 +13,7 @@ or the K most frequent (non-crowd) categories of the training split.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -145,6 +146,7 @@ class CocoDetSplit(TaskSplit):
         self.images: list[dict[str, Any]] = []
         self.files: list[Path] = []
         position: dict[int, int] = {}
+        by_file: dict[Path, int] = {}
         for entry in data["images"]:
             try:
                 image_id, file_name = int(entry["id"]), str(entry["file_name"])
@@ -155,6 +157,13 @@ class CocoDetSplit(TaskSplit):
                 file = image_dir / Path(file_name).name
             if not file.is_file():
                 raise DataError.at(path, f"image {image_id} points at missing file {file}")
+            if image_id in position:
+                raise DataError.at(path, f"image id {image_id} is listed twice (an id names one image)")
+            same = by_file.get(file.resolve())
+            if same is not None:
+                raise DataError.at(path, f"images {same} and {image_id} name the same file {file_name} "
+                                   "(an image is listed once, with all its annotations)")
+            by_file[file.resolve()] = image_id
             position[image_id] = len(self.images)
             self.images.append(entry)
             self.files.append(file)
@@ -162,6 +171,7 @@ class CocoDetSplit(TaskSplit):
             raise DataError.at(path, "empty split: no images")
         self.boxes: list[list[Box]] = [[] for _ in self.images]
         self.degenerate = 0
+        self.non_finite = 0
         self.other_class = 0
         for ann in data["annotations"]:
             image_id = ann.get("image_id")
@@ -177,17 +187,36 @@ class CocoDetSplit(TaskSplit):
                 x, y, w, h = (float(v) for v in ann["bbox"])
             except (KeyError, TypeError, ValueError):
                 raise DataError.at(path, f"annotation {ann.get('id')} has no valid 'bbox' [x, y, w, h]") from None
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                self.non_finite += 1
+                self.warnings.append(f"{path}: annotation {ann.get('id')} dropped: non-finite bbox "
+                                     f"[{x:g}, {y:g}, {w:g}, {h:g}] (NaN or inf)")
+                continue
             if w < 1 or h < 1:
                 self.degenerate += 1
                 self.warnings.append(f"{path}: annotation {ann.get('id')} dropped: degenerate bbox "
                                      f"[{x:g}, {y:g}, {w:g}, {h:g}] (w or h < 1 px)")
                 continue
+            try:
+                area = float(ann.get("area", w * h))
+            except (TypeError, ValueError):
+                area = math.nan
+            if not math.isfinite(area) or area < 0:
+                area = w * h  # a missing, NaN or negative area: the box's, as COCO computes it without a mask
             self.boxes[position[image_id]].append(
-                Box((x, y, w, h), class_index[name], float(ann.get("area", w * h)), bool(ann.get("iscrowd", 0)))
-            )
+                Box((x, y, w, h), class_index[name], area, bool(ann.get("iscrowd", 0))))
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def training_problem(self) -> str | None:
+        """A training split without one (non-crowd) box of its classes trains nothing."""
+        if any(not b.iscrowd for boxes in self.boxes for b in boxes):
+            return None
+        if not self.classes:
+            return f"{self.annotation_path}: no annotations (or only crowd ones): no detection class to train"
+        return (f"{self.annotation_path}: no annotations of its classes ({', '.join(self.classes)}) in training "
+                f"split '{self.split}': nothing to train")
 
     def source(self, index: int) -> Path:
         return self.files[index]
@@ -230,6 +259,7 @@ class CocoDetSplit(TaskSplit):
                 "crowd boxes (eval only)": crowd,
                 "dropped: other classes": self.other_class,
                 "dropped: degenerate (w or h < 1 px)": self.degenerate,
+                "dropped: non-finite (NaN or inf)": self.non_finite,
             },
             warnings=list(self.warnings),
         )

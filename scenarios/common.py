@@ -33,9 +33,20 @@ def open_pil(path: Path) -> Image.Image:
         raise DataError.at(path, f"corrupt or unreadable image ({error})") from None
 
 
+def as_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` as 8-bit RGB. 16-bit greyscale (``I;16*``, and ``I``, as Pillow opens a 16-bit PNG)
+    is scaled to 8 bit (65535 -> 255): ``convert("RGB")`` would clip it to white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image).astype(np.float64)
+        image = Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        raise DataError.at(path, "floating-point image (mode F); expected an 8- or 16-bit image")
+    return image.convert("RGB")
+
+
 def read_rgb(path: Path) -> tv_tensors.Image:
     """Decode an image file as a uint8 RGB tv_tensors.Image (3 x H x W)."""
-    return tv_tensors.Image(F.pil_to_tensor(open_pil(path).convert("RGB")))
+    return tv_tensors.Image(F.pil_to_tensor(as_rgb(open_pil(path), path)))
 
 
 def list_subdirs(path: Path) -> list[Path]:
@@ -105,6 +116,10 @@ class TaskSplit(Dataset):
     def report(self) -> SplitReport:
         """Counts and statistics from the annotations alone (no decoding)."""
         raise NotImplementedError
+
+    def training_problem(self) -> str | None:
+        """Why this split, as a training split, would train nothing (one line naming its file), or None."""
+        return None
 
 
 def as_index_array(mask: Image.Image, path: Path) -> np.ndarray:

@@ -51,6 +51,11 @@ def resolve_data(data: DataConfig, tasks: list[str] | None = None) -> DataSource
     for name in data.roots:
         if name not in TASKS:
             raise DataError.at(name, f"unknown task in data roots (known: {', '.join(TASKS)})")
+    if data.synthetic and ((data.root is not None and data.root != SYNTHETIC_ROOT) or data.roots):
+        named = ([f"data.root {data.root}"] if data.root is not None and data.root != SYNTHETIC_ROOT else []) + [
+            f"data.roots.{name} {path}" for name, path in data.roots.items()]
+        raise DataError(f"data.synthetic is true and {', '.join(named)} is given: they contradict each other "
+                        "(set data.synthetic false to read the folder, or remove the folder to use synthetic data)")
     if data.synthetic or data.root == SYNTHETIC_ROOT or (data.root is None and not data.roots
                                                           and not DEFAULT_DATA_ROOT.is_dir()):
         from scenarios.synthetic import ensure_synthetic

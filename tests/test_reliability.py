@@ -139,6 +139,10 @@ def test_01_non_finite_loss_stops_the_run_and_export_skips_non_finite_runs(tmp_p
     runs = pd.read_csv(results / "runs.csv")
     runs["final_mIoU"] = float("inf")
     runs.to_csv(results / "runs.csv", index=False)
+    for run_id in runs["run_id"]:  # summary.json too: report and export rebuild a row that disagrees with it
+        summary = json.loads((results / run_id / "summary.json").read_text())
+        summary["tasks"]["seg"]["final"] = float("inf")
+        (results / run_id / "summary.json").write_text(json.dumps(summary))
     line = one_error_line(cli("export", "--select", "best-effort", "--results", str(results), "--out",
                               str(tmp_path / "w.pt")))
     assert "non-finite" in line

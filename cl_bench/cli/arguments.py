@@ -47,10 +47,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_data_arguments(data: DataConfig, args: argparse.Namespace) -> DataConfig:
-    """Override ``data`` with the command-line values that were given."""
+    """Override ``data`` with the command-line values that were given. A data folder given on the
+    command line (``--data-root``, ``--seg-root`` ...) overrides a config's ``data.synthetic: true``, as
+    every flag overrides the config; ``--synthetic`` with one of them is a contradiction, an error."""
+    given = task_roots(args)
+    if args.synthetic and (args.data_root or given):
+        flags = ([f"--data-root {args.data_root}"] if args.data_root else []) + [
+            f"--{name}-root {path}" for name, path in given.items()]
+        raise CLBenchError(f"--synthetic and {', '.join(flags)} contradict each other: give one of them")
     if args.data_root:
         data.root = args.data_root
-    data.roots.update(task_roots(args))
+    data.roots.update(given)
+    if args.data_root or given:
+        data.synthetic = False  # the folder named on the command line wins over the config's data.synthetic
     if args.synthetic:
         data.synthetic = True
     for name in TASKS:

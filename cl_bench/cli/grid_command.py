@@ -13,10 +13,22 @@ from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, conf
 from cl_bench.cli.train_command import apply_set
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
-from cl_bench.grid.plan import GridRun, GridSpec, load_grid, parse_seeds, parse_set, plan_runs
+from cl_bench.grid.plan import (
+    MAX_RUNS,
+    GridRun,
+    GridSpec,
+    check_size,
+    grid_size,
+    load_grid,
+    parse_seeds,
+    parse_set,
+    plan_runs,
+)
 from cl_bench.grid.status import RunStatus
 from cl_bench.rules import SINGLE_TASK_RULE, verdict_text
 from cl_bench.seed_plan import finished_seeds, group_key, record_plan
+
+ANNOUNCE_RUNS = 500  # a grid of this many runs or more is announced before it is planned
 
 
 def add_grid_command(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +52,8 @@ def add_grid_command(subparsers: argparse._SubParsersAction) -> None:
                             "e.g. --set train.lr=1e-3,3e-4 (repeatable; values are YAML)")
     group.add_argument("--epochs", type=int, help="epochs per experience for every run")
     group.add_argument("--out", help="results folder (default: the config's, results/)")
+    group.add_argument("--allow-large", action="store_true",
+                       help=f"plan a grid of more than {MAX_RUNS} runs (refused without it)")
     ray_group = parser.add_argument_group("ray")
     ray_group.add_argument("--ray-address", metavar="auto|HOST:PORT",
                            help="join this Ray cluster (default: start a local Ray sized to this machine)")
@@ -58,7 +72,8 @@ def add_grid_command(subparsers: argparse._SubParsersAction) -> None:
 def grid_spec(args: argparse.Namespace, from_file: dict) -> GridSpec:
     """The grid's axes from the flags, else the grid file, else the defaults (seed 0, the config's order)."""
     strategies = args.strategies.split(",") if args.strategies else from_file.get("strategies", [])
-    seeds = parse_seeds(args.seeds) if args.seeds else from_file.get("seeds", [0])
+    allow_large = getattr(args, "allow_large", False)
+    seeds = parse_seeds(args.seeds, None if allow_large else MAX_RUNS) if args.seeds else from_file.get("seeds", [0])
     own = {} if args.seeds else from_file.get("strategy_seeds", {})
     orders = [o.split(",") for o in args.orders] if args.orders else from_file.get("orders", [])
     fixed, vary = parse_set(args.set)
@@ -108,7 +123,7 @@ def overview(out: Path, run_ids: list[str]) -> str:
 def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], Path]:
     """The grid's axes, its validated runs and the results folder, from the flags and the grid file."""
     _check_numbers(args)
-    from_file = load_grid(args.grid_file) if args.grid_file else {}
+    from_file = load_grid(args.grid_file, getattr(args, "allow_large", False)) if args.grid_file else {}
     if args.config is None:
         args.config = from_file.get("config")
     base = config_from_args(args)
@@ -119,7 +134,21 @@ def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], P
         spec.fixed.append(f"train.epochs={args.epochs}")
     if not spec.orders:
         spec.orders = [list(base.data.order)]
-    return spec, plan_runs(spec, lambda assignments: apply_set(base, assignments)), Path(base.run.out)
+    allow_large = getattr(args, "allow_large", False)
+    check_size(spec, allow_large)  # before anything is planned or printed
+    if grid_size(spec) >= ANNOUNCE_RUNS:  # planning takes a while: say so at once
+        print(f"grid: planning {grid_size(spec)} runs ...", flush=True)
+    runs = plan_runs(spec, lambda assignments: apply_set(base, assignments), allow_large)
+    return spec, runs, Path(base.run.out)
+
+
+def describe_grid(spec: GridSpec, out: Path) -> str:
+    """The grid's size and axes, one line."""
+    settings = math.prod(len(values) for values in spec.vary.values())
+    own = [name for name in spec.strategies if name in spec.strategy_seeds]
+    seeds = f"{len(spec.seeds)} seeds" + "".join(f", {name} {len(spec.seeds_of(name))}" for name in own)
+    return (f"grid: {grid_size(spec)} runs ({len(spec.strategies)} strategies x {seeds} x "
+            f"{len(spec.orders)} orders x {settings} settings) into {out}")
 
 
 def plan_groups(runs: list[GridRun], spec: GridSpec, out: Path) -> list[tuple[str, str, list[int], list[int]]]:
@@ -140,15 +169,14 @@ def grid_command(args: argparse.Namespace) -> int:
     from cl_bench.grid.driver import GridOptions, run_grid
 
     spec, runs, out = plan_from_args(args)
-    settings = math.prod(len(values) for values in spec.vary.values())
-    own = [name for name in spec.strategies if name in spec.strategy_seeds]
-    seeds = f"{len(spec.seeds)} seeds" + "".join(f", {name} {len(spec.seeds_of(name))}" for name in own)
-    print(f"grid: {len(runs)} runs ({len(spec.strategies)} strategies x {seeds} x "
-          f"{len(spec.orders)} orders x {settings} settings) into {out}", flush=True)
-    for note in record_plan(out, plan_groups(runs, spec, out)):
-        print(f"note: {note}", flush=True)
+    print(describe_grid(spec, out), flush=True)
+    groups = plan_groups(runs, spec, out)  # the finished seeds as they are before this grid runs
+
+    def record() -> None:
+        for note in record_plan(out, groups):
+            print(f"note: {note}", flush=True)
     statuses = run_grid(runs, GridOptions(out, args.ray_address, args.cpus_per_run, args.gpus_per_run,
-                                          args.max_concurrent, args.retries))
+                                          args.max_concurrent, args.retries, on_start=record))
     tally = {state: sum(s.state == state for s in statuses) for state in ("done", "skipped", "failed")}
     if tally["skipped"] == len(statuses):
         print(f"all {len(statuses)} runs of this grid had already finished in {out}: skipped, nothing trained")

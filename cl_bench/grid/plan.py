@@ -9,6 +9,7 @@ one value of each axis. Building a config from assignments is the caller's
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,18 +54,39 @@ class GridRun:
             f" {self.setting}" if self.setting else "")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0-4``, ``0,2,5`` or a mix (``0-2,7``) as a sorted list without repeats."""
-    seeds: set[int] = set()
+MAX_RUNS = 10_000  # a grid (or a seed list) larger than this is refused unless allowed (--allow-large)
+
+
+def parse_seeds(text: str, limit: int | None = MAX_RUNS, what: str = "--seeds") -> list[int]:
+    """``0-4``, ``0,2,5`` or a mix (``0-2,7``) as a sorted list without repeats; more than ``limit``
+    seeds (None: no limit) is a CLBenchError, counted before any list is built. ``what``: how
+    messages name the value."""
+    ranges: list[tuple[int, int]] = []
     for part in (p.strip() for p in str(text).split(",")):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
-            raise CLBenchError(f"--seeds {text}: expected seeds like 0-4 or 0,2,5")
+            raise CLBenchError(f"{what} {text}: expected seeds like 0-4 or 0,2,5")
         low, high = int(match[1]), int(match[2] if match[2] is not None else match[1])
         if high < low:
-            raise CLBenchError(f"--seeds {text}: range {part} ends before it starts")
-        seeds.update(range(low, high + 1))
-    return sorted(seeds)
+            raise CLBenchError(f"{what} {text}: range {part} ends before it starts")
+        ranges.append((low, high))
+    merged: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    count = sum(high - low + 1 for low, high in merged)
+    if limit is not None and count > limit:
+        raise CLBenchError(f"{what} {text}: {count} seeds, more than a grid's {limit} runs; "
+                           "narrow the seeds, or pass --allow-large to run them all")
+    return [seed for low, high in merged for seed in range(low, high + 1)]
+
+
+def grid_size(spec: GridSpec) -> int:
+    """How many runs ``spec`` plans: per strategy its seeds x the orders x the ``vary`` settings."""
+    settings = math.prod(len(values) for values in spec.vary.values())
+    return sum(len(spec.seeds_of(name)) for name in spec.strategies) * len(spec.orders) * settings
 
 
 def split_values(text: str) -> list[str]:
@@ -101,7 +123,7 @@ def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def load_grid(path: Path) -> dict[str, Any]:
+def load_grid(path: Path, allow_large: bool = False) -> dict[str, Any]:
     """A grid YAML as GridSpec fields (and ``config``, resolved against the YAML's folder):
     ``config``, ``strategies``, ``seeds`` (``0-4`` or a list), ``strategy_seeds`` (STRATEGY: seeds, where
     a strategy has its own), ``orders`` (``seg,det,cls`` strings or lists), ``set`` (KEY: value, every
@@ -123,11 +145,14 @@ def load_grid(path: Path) -> dict[str, Any]:
         grid["strategies"] = strategies.split(",") if isinstance(strategies, str) else list(strategies)
     if "seeds" in values:
         seeds = values["seeds"]
-        grid["seeds"] = parse_seeds(",".join(map(str, seeds)) if isinstance(seeds, list) else str(seeds))
+        grid["seeds"] = parse_seeds(",".join(map(str, seeds)) if isinstance(seeds, list) else str(seeds),
+                                    None if allow_large else MAX_RUNS, f"{path}: seeds")
     own = values.get("strategy_seeds") or {}
     if not isinstance(own, dict):
         raise CLBenchError(f"{path}: strategy_seeds is a mapping STRATEGY: seeds")
-    grid["strategy_seeds"] = {str(name): parse_seeds(",".join(map(str, s)) if isinstance(s, list) else str(s))
+    grid["strategy_seeds"] = {str(name): parse_seeds(",".join(map(str, s)) if isinstance(s, list) else str(s),
+                                                     None if allow_large else MAX_RUNS,
+                                                     f"{path}: strategy_seeds.{name}")
                               for name, s in own.items()}
     if "orders" in values:
         grid["orders"] = [o.split(",") if isinstance(o, str) else list(o) for o in values["orders"]]
@@ -139,14 +164,24 @@ def load_grid(path: Path) -> dict[str, Any]:
     return grid
 
 
-def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config]) -> list[GridRun]:
+def check_size(spec: GridSpec, allow_large: bool = False) -> None:
+    """A grid of more than ``MAX_RUNS`` runs is a CLBenchError stating its size, unless ``allow_large``."""
+    size = grid_size(spec)
+    if size > MAX_RUNS and not allow_large:
+        raise CLBenchError(f"the grid has {size} runs, more than {MAX_RUNS}; narrow its strategies, seeds, "
+                           "orders or --set values, or pass --allow-large to plan them all")
+
+
+def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config], allow_large: bool = False) -> list[GridRun]:
     """One resolved config per combination of the axes, each checked (strategy and its options,
     order); ``configure`` builds a config from assignments. Raises CLBenchError on the first bad
-    value or on two combinations that are the same run."""
+    value, on two combinations that are the same run, and (unless ``allow_large``) on a grid of
+    more than ``MAX_RUNS`` runs, before planning any."""
     from strategies import get_strategy  # here: the command line imports this module, Avalanche is slow to import
 
     if not (spec.strategies and spec.seeds and spec.orders):
         raise CLBenchError("a grid needs at least one strategy, seed and order")
+    check_size(spec, allow_large)
     for name in spec.strategies:
         get_strategy(name)
     settings = [list(zip(spec.vary, values)) for values in itertools.product(*spec.vary.values())]

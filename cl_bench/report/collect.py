@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,7 +18,14 @@ import yaml
 from cl_bench.bootstrap import relative_drop
 from cl_bench.config import result_settings
 from cl_bench.errors import CLBenchError, first_line
-from cl_bench.results import DEFAULT_THRESHOLD_PCT, epochs_text, primary_metrics, read_runs
+from cl_bench.results import (
+    DEFAULT_THRESHOLD_PCT,
+    RENAMED_COLUMNS,
+    epochs_text,
+    primary_metrics,
+    runs_columns,
+    runs_row,
+)
 from cl_bench.rules import NO_REFERENCE, OWN_BASE, REFERENCE_FOUND, RULES, SINGLE_TASK_RULE, TOLERANCE, setting_key
 from cl_bench.schedules import SINGLE_TASK, get_schedule
 from cl_bench.seed_plan import group_key, read_plan, seeds_note
@@ -139,12 +148,12 @@ def _settings(config: dict[str, Any]) -> dict[str, str]:
 
 
 def _label(row: pd.Series, varying: list[str], split: dict[str, set[str]]) -> str:
-    """The strategy, then the runs.csv settings that vary, then the config keys and options that
-    vary within this strategy's runs."""
+    """The strategy, then the runs.csv settings that vary, then the config keys that vary within this
+    strategy's runs, then its options where it set any (or where they vary within its runs)."""
     own = split.get(row["strategy"], set())
     details = (["reference"] * bool(row["reference"])
                + [f"{key} {row[key]}" for key in varying if key in VARYING_KEYS or key in own]
-               + [row["options"] or "default options"] * ("options" in own))
+               + [row["options"] or "default options"] * ("options" in own or bool(row["options"])))
     return row["strategy"] + (f" ({'; '.join(details)})" if details else "")
 
 
@@ -202,9 +211,163 @@ def _stability(run: pd.Series) -> float:
     return float(np.mean(ratios)) if ratios else math.nan
 
 
+_META = ("run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs")
+
+
+class _LeftOut(Exception):
+    """Why a run's summary.json or config.yaml cannot be used (one line naming the file)."""
+
+
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's summary.json and config.yaml as mappings, or ``_LeftOut`` naming the file and the problem."""
+    loaded = []
+    for name, parse, errors in (("summary.json", json.loads, (ValueError,)),
+                                ("config.yaml", load_yaml, (ValueError, yaml.YAMLError))):
+        path = run_dir / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise _LeftOut(f"{path}: {error.strerror or error}") from None
+        except UnicodeDecodeError:
+            raise _LeftOut(f"{path}: unreadable (not UTF-8 text)") from None
+        if not text.strip():
+            raise _LeftOut(f"{path}: empty file")
+        try:
+            value = parse(text)
+        except errors as error:
+            raise _LeftOut(f"{path}: unreadable, cut short or damaged? ({first_line(error)})") from None
+        if not isinstance(value, dict):
+            raise _LeftOut(f"{path}: not a run's {name} (its top level is a {type(value).__name__}, "
+                           "expected a mapping)")
+        loaded.append(value)
+    return loaded[0], loaded[1]
+
+
+def _meta_from_config(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """runs.csv's descriptive columns of a run, as the run recorded them (``run_record.add_runs_row``)."""
+    def get(section: str, key: str) -> Any:
+        return (config.get(section) or {}).get(key)
+    order = summary.get("order") or get("data", "order") or []
+    meta = {"strategy": get("strategy", "name"), "seed": get("run", "seed"),
+            "order": ",".join(order) if isinstance(order, list) else order,
+            "backbone": get("model", "backbone"), "bn_policy": get("train", "bn_policy"),
+            "image_size": get("data", "image_size"), "epochs": epochs_text(config)}
+    return {key: value for key, value in meta.items() if value not in (None, "")}
+
+
+def _same(text: str, value: Any) -> bool:
+    """Whether a runs.csv cell ``text`` says ``value`` (numbers compared as numbers, missing = NaN = None)."""
+    expected = _cell(value)
+    if text == expected:
+        return True
+    try:
+        a, b = float(text) if text else math.nan, float(expected) if expected else math.nan
+    except ValueError:
+        return text.strip().lower() == expected.strip().lower()
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _csv_rows(runs_csv: Path) -> tuple[list[tuple[int, str, dict[str, str] | None, str]], str | None]:
+    """runs.csv's data lines as (line number, run id, cells or None when the line is malformed, why), and
+    why the whole file is unusable (empty, no header with run_id), else None."""
+    try:
+        text = runs_csv.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CLBenchError(f"{runs_csv}: unreadable ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        return [], "not UTF-8 text"
+    if not text.strip():
+        return [], f"empty ({len(text.encode())} bytes)"
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error as error:
+        return [], f"not CSV ({error})"
+    header = [RENAMED_COLUMNS.get(name, name) if RENAMED_COLUMNS.get(name) not in lines[0] else name
+              for name in lines[0]]
+    if "run_id" not in header:
+        return [], "its first line is not runs.csv's header (no run_id column)"
+    at = header.index("run_id")
+    rows = []
+    for number, fields in enumerate(lines[1:], start=2):
+        if not fields:
+            continue
+        run_id = fields[at].strip() if len(fields) > at else ""
+        if len(fields) != len(header):
+            why = "cut short" if len(fields) < len(header) else "an extra field"
+            rows.append((number, run_id, None, f"{why}: {len(fields)} fields, expected {len(header)}"))
+        else:
+            rows.append((number, run_id, dict(zip(header, fields)), ""))
+    return rows, None
+
+
+def _checked_rows(root: Path, runs_csv: Path, warnings: list[str]
+                  ) -> tuple[list[dict[str, str]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """runs.csv's rows checked against each run's summary.json and config.yaml; a row that is malformed
+    or disagrees with them is rebuilt from them (runs.csv is derived data), one warning per repair. An
+    unusable runs.csv is rebuilt from every run folder with a summary.json. Runs without a readable
+    summary.json and config.yaml are left out with a warning."""
+    listed, unusable = _csv_rows(runs_csv)
+    if unusable:
+        found = sorted(p.name for p in root.iterdir() if (p / "summary.json").is_file())
+        warnings.append(f"{runs_csv}: {unusable}; its rows rebuilt from the summary.json of the {len(found)} "
+                        f"run folder(s) in {root}")
+        listed = [(0, run_id, None, "") for run_id in found]
+    columns = runs_columns()
+    rows, summaries, configs = [], {}, {}
+    for number, run_id, cells, why in listed:
+        where = f"{runs_csv} line {number}" if number else f"{runs_csv}"
+        if not run_id or run_id in summaries:
+            reason = "names no run" if not run_id else f"repeats run {run_id}"
+            warnings.append(f"{where}: {reason}; left out" + (f" ({why})" if why else ""))
+            continue
+        try:
+            summary, config = _read_run(root / run_id)
+        except _LeftOut as error:
+            warnings.append(f"run {run_id} left out: {error}")
+            continue
+        meta = {"run_id": run_id, **_meta_from_config(summary, config),
+                "train_time_s": summary.get("train_time_s"), "params": summary.get("params")}
+        expected = runs_row(summary, meta)
+        if cells is not None:
+            # epochs: the report takes them from config.yaml anyway (rows of older runs wrote them otherwise)
+            # and columns the file lacks (written before they existed) are not compared
+            wrong = [c for c in columns if c != "epochs" and c in cells and (c in meta or c not in _META)
+                     and not _same(cells[c], expected[c])]
+            if wrong:
+                details = ", ".join(f"{c} {cells.get(c, '') or 'empty'!s} vs {_cell(expected[c]) or 'empty'}"
+                                    for c in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+                warnings.append(f"{where} (run {run_id}) disagreed with its summary.json/config.yaml ({details}); "
+                                "rebuilt from them")
+            row = {c: cells.get(c, "") if c not in wrong else _cell(expected[c]) for c in columns} | {"run_id": run_id}
+        else:
+            if number:
+                warnings.append(f"{where} (run {run_id}): {why}; rebuilt from its summary.json and config.yaml")
+            row = {c: _cell(expected.get(c)) for c in columns}
+        rows.append(row)
+        summaries[run_id], configs[run_id] = summary, config
+    return rows, summaries, configs
+
+
+def _as_table(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """Checked runs.csv rows read as ``results.read_runs`` reads the file (same types)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=runs_columns(), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    text.seek(0)
+    return pd.read_csv(text, dtype={"run_id": str, "strategy": str, "order": str, "epochs": str})
+
+
 def load_results(root: str | Path) -> Results:
     """Every run listed in ``root/runs.csv`` whose summary.json and config.yaml are readable;
-    runs without them are left out with a warning. No run at all is a CLBenchError."""
+    runs without them are left out with a warning; rows that disagree with them are rebuilt
+    (``_checked_rows``). No run at all is a CLBenchError."""
     root = Path(root)
     runs_csv = root / "runs.csv"
     if not root.is_dir():
@@ -212,22 +375,10 @@ def load_results(root: str | Path) -> Results:
     if not runs_csv.is_file():
         raise CLBenchError(f"{root}: no finished runs ({runs_csv.name} not found); "
                            f"train some first, e.g. python run_bench.py --strategy naive --out {root}")
-    table = read_runs(runs_csv)
-    rows, summaries, configs, warnings = [], {}, {}, []
-    for row in table.to_dict("records"):
-        run_id = row["run_id"]
-        try:
-            summary = json.loads((root / run_id / "summary.json").read_text())
-            config = load_yaml((root / run_id / "config.yaml").read_text())
-        except OSError as error:
-            warnings.append(f"run {run_id} left out: {error.filename}: {error.strerror}")
-            continue
-        except (ValueError, yaml.YAMLError) as error:
-            warnings.append(f"run {run_id} left out: unreadable summary.json or config.yaml "
-                            f"({first_line(error)})")
-            continue
-        summaries[run_id], configs[run_id] = summary, config
-        rows.append({**row, **_per_metric(summary), "epochs": epochs_text(config)})
+    warnings: list[str] = []
+    checked, summaries, configs = _checked_rows(root, runs_csv, warnings)
+    rows = [{**row, **_per_metric(summaries[row["run_id"]]), "epochs": epochs_text(configs[row["run_id"]])}
+            for row in _as_table(checked).to_dict("records")] if checked else []
     if not rows:
         raise CLBenchError(f"{runs_csv}: no finished run to report" + (f" ({warnings[0]})" if warnings else ""))
     runs = pd.DataFrame(rows)
@@ -246,7 +397,8 @@ def load_results(root: str | Path) -> Results:
     # a strategy run with several option settings (say two EWC lambdas) is one group per setting
     split = {name: {key for key in [*other, "options"] if group[key].nunique() > 1}
              for name, group in runs.groupby("strategy")}
-    keys = ["strategy", *varying, *["options"] * any("options" in own for own in split.values())]
+    set_options = any("options" in own for own in split.values()) or bool(runs["options"].astype(bool).any())
+    keys = ["strategy", *varying, *["options"] * set_options]
     runs = runs.sort_values(["reference", *keys, "seed"], kind="stable").reset_index(drop=True)
     runs["label"] = runs.apply(_label, axis=1, varying=varying, split=split)
     single, references = _single_task_rule(runs)

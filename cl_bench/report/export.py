@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cl_bench.atomic import atomic_path, write_text
+from cl_bench.atomic import atomic_path, write_bytes, write_text
 from cl_bench.config import DataConfig
 from cl_bench.devices import describe
 from cl_bench.digest import sha256_file
@@ -93,15 +93,13 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
         raise CLBenchError(f"{source}: the run has no model.pt to export")
     loaded = load_weights(source)  # a broken file stops here, before anything is replaced
     out = Path(out)
-    with atomic_path(out) as tmp:
-        shutil.copyfile(source, tmp)
     checks = check_model(loaded.model, device or torch.device("cpu"), latency=device is not None,
                          per_task_bn=bool(loaded.bn_stats))
     summary = results.summaries[run_id]
     score = scores(results.runs[results.runs["run_id"] == run_id]).iloc[0]
     card = {
         "weights": out.name,
-        "sha256": sha256_file(out),
+        "sha256": sha256_file(source),  # the copy's: checked after copying
         "evaluate": eval_command(results.configs[run_id], str(summary.get("data", "")), out),
         "source_run": {"run_id": run_id, "run_dir": str(results.root / run_id), "strategy": summary.get("strategy"),
                        "schedule": summary.get("schedule"), "seed": summary.get("seed"), "order": summary.get("order"),
@@ -122,5 +120,27 @@ def export_run(results: Results, run_id: str, out: Path, selection: str, device:
                         "checks": [{**dataclasses.asdict(c), "status": c.status} for c in checks]},
         "config": results.configs[run_id],
     }
-    write_text(card_path(out), json.dumps(card, indent=2) + "\n")
+    write_pair(out, source, card_path(out), json.dumps(card, indent=2) + "\n", card["sha256"])
     return card
+
+
+def write_pair(out: Path, source: Path, card: Path, card_text: str, sha256: str) -> None:
+    """Copy ``source`` to ``out`` and write ``card_text`` to ``card`` so that no reader ever finds a card
+    beside weights it does not describe: the old card goes first, then the weights are replaced, then the
+    new card is written (each atomically). A kill in between leaves weights without a card (export again),
+    never a card naming another run; a failed copy puts the old card back beside the old weights."""
+    previous = card.read_bytes() if card.is_file() else None
+    try:
+        card.unlink(missing_ok=True)
+    except OSError as error:
+        raise CLBenchError(f"{card}: cannot replace the model card ({error.strerror or error})") from None
+    try:
+        with atomic_path(out) as tmp:
+            shutil.copyfile(source, tmp)
+            if sha256_file(tmp) != sha256:
+                raise CLBenchError(f"{out}: the copy of {source} differs from it (sha256); nothing replaced")
+    except BaseException:
+        if previous is not None:
+            write_bytes(card, previous)
+        raise
+    write_text(card, card_text)
