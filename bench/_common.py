@@ -1,18 +1,14 @@
-"""Shared set-up of the bench scripts (not a test): path, quiet imports, a benchmark to time."""
+"""Shared set-up of the bench scripts (not a test): quiet imports, a benchmark to time."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cl_bench.cli.arguments import quiet_third_party_warnings
+from cl_bench.config import Config, DataConfig
 
-from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
-
-quiet_third_party_warnings()
-
-from cl_bench.config import Config, DataConfig  # noqa: E402
+quiet_third_party_warnings()  # before any script imports Avalanche (neither import above does)
 
 
 def data_config(data_root: str | None, image_size: int) -> DataConfig:

@@ -11,18 +11,18 @@ import argparse
 import statistics
 import time
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 from _common import config
-from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from avalanche.training.plugins import EvaluationPlugin
+from torch.utils.data import DataLoader
 
-from cl_bench.model import build_model  # noqa: E402
-from cl_bench.tasks import build_tasks  # noqa: E402
-from cl_bench.training.criterion import MultiTaskCriterion  # noqa: E402
-from cl_bench.training.loss_log import MultiHeadOutputPlugin  # noqa: E402
-from cl_bench.training.template import MultiTaskTemplate  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
+from cl_bench.model import build_model
+from cl_bench.tasks import build_tasks
+from cl_bench.training.criterion import MultiTaskCriterion
+from cl_bench.training.loss_log import LossLogPlugin
+from cl_bench.training.template import MultiTaskTemplate
+from scenarios.benchmark import build_benchmark
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     strategy = MultiTaskTemplate(model=model, optimizer=optimizer, criterion=criterion,
                                  train_mb_size=args.batch_size, train_epochs=1, device="cpu",
-                                 plugins=[MultiHeadOutputPlugin(criterion)], evaluator=EvaluationPlugin(loggers=[]))
+                                 plugins=[LossLogPlugin(criterion)], evaluator=EvaluationPlugin(loggers=[]))
 
     def plain() -> None:
         data = experience.dataset.train()

@@ -9,23 +9,17 @@ Goal (issue #2): synthetic creation + one epoch of every task < 20 s on a
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (quiet imports)
+import pandas as pd
+from torch.utils.data import DataLoader
 
-from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
-
-quiet_third_party_warnings()
-
-import pandas as pd  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from cl_bench.config import Config, DataConfig  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
-from scenarios.synthetic import write_synthetic  # noqa: E402
+from cl_bench.config import Config, DataConfig
+from scenarios.benchmark import build_benchmark
+from scenarios.synthetic import write_synthetic
 
 
 def main() -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 from _common import config
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader
 
-from cl_bench.devices import describe, resolve_device  # noqa: E402
-from cl_bench.model import build_model  # noqa: E402
-from cl_bench.tasks import build_tasks  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
+from cl_bench.devices import describe, resolve_device
+from cl_bench.model import build_model
+from cl_bench.tasks import build_tasks
+from scenarios.benchmark import build_benchmark
 
 
 def main() -> None:

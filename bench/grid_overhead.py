@@ -10,32 +10,20 @@ about a minute; Ray's start is timed apart (a grid pays it once). The ways alter
 
 from __future__ import annotations
 
+import argparse
+import io
+import logging
 import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
-# One thread per run in every way, set before numpy and torch load: Ray gives its workers
-# OMP_NUM_THREADS=1 for a 1-CPU task, and this process must match (its BLAS threads too).
+# One thread per run in every way, set before numpy and torch load (so they load in main()): Ray gives its
+# workers OMP_NUM_THREADS=1 for a 1-CPU task, and this process must match (its BLAS threads too).
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_variable] = "1"
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray listens on loopback only
-
-import argparse  # noqa: E402
-import io  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import _common  # noqa: F401, E402  (the checkout on sys.path, quiet imports)
-import pandas as pd  # noqa: E402
-import ray  # noqa: E402
-
-from cl_bench.cli.train_command import apply_set  # noqa: E402
-from cl_bench.config import load_config  # noqa: E402
-from cl_bench.experiment.runner import run_experiment  # noqa: E402
-from cl_bench.grid.driver import GridOptions, run_grid  # noqa: E402
-from cl_bench.grid.plan import GridSpec, plan_runs  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
 
@@ -47,6 +35,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=36,
                         help="epochs per experience of each run (36: about a minute a run here)")
     args = parser.parse_args()
+
+    import _common  # noqa: F401  (quiet imports)
+    import pandas as pd
+    import ray
+
+    from cl_bench.config import apply_set, load_config
+    from cl_bench.experiment.runner import run_experiment
+    from cl_bench.grid.driver import GridOptions, run_grid
+    from cl_bench.grid.plan import GridSpec, plan_runs
+    from scenarios.benchmark import build_benchmark
+
     cpus = os.cpu_count() or 1
     base = load_config(SMOKE)
     runs = plan_runs(GridSpec(["naive"], list(range(args.runs)), [list(base.data.order)],

@@ -9,11 +9,11 @@ import argparse
 import resource
 import tempfile
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 from _common import config
 
-from cl_bench.experiment.runner import run_experiment  # noqa: E402
+from cl_bench.experiment.runner import run_experiment
 
 
 def main() -> None:

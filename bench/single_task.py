@@ -14,20 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (quiet imports)
+import pandas as pd
 
-from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
-
-quiet_third_party_warnings()
-
-import pandas as pd  # noqa: E402
-
-from cl_bench.cli.train_command import apply_set  # noqa: E402
-from cl_bench.config import Config, DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig  # noqa: E402
-from cl_bench.experiment.runner import run_experiment  # noqa: E402
+from cl_bench.config import Config, DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig, apply_set
+from cl_bench.experiment.runner import run_experiment
 
 
 def main() -> None:

@@ -11,20 +11,14 @@ final metrics (naive first, for reference).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (quiet imports)
+import pandas as pd
 
-from cl_bench.cli.arguments import quiet_third_party_warnings  # noqa: E402
-
-quiet_third_party_warnings()
-
-import pandas as pd  # noqa: E402
-
-from cl_bench.config import load_config  # noqa: E402
-from cl_bench.experiment.runner import run_experiment  # noqa: E402
+from cl_bench.config import load_config
+from cl_bench.experiment.runner import run_experiment
 
 
 def row(outcome, label: str) -> dict:

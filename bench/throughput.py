@@ -13,18 +13,18 @@ import argparse
 import statistics
 import time
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 from _common import config
-from torch.utils.data import DataLoader  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
-from cl_bench.devices import describe, resolve_device  # noqa: E402
-from cl_bench.model import build_model  # noqa: E402
-from cl_bench.model.challenge_rules import measure_latency_ms  # noqa: E402
-from cl_bench.tasks import build_tasks  # noqa: E402
-from cl_bench.training.criterion import MultiTaskCriterion  # noqa: E402
-from scenarios.benchmark import build_benchmark  # noqa: E402
+from cl_bench.devices import describe, resolve_device
+from cl_bench.model import build_model
+from cl_bench.model.challenge_rules import measure_latency_ms
+from cl_bench.tasks import build_tasks
+from cl_bench.training.criterion import MultiTaskCriterion
+from scenarios.benchmark import build_benchmark
 
 T4_FP32_TFLOPS = 8.1  # NVIDIA's peak figure; real training reaches a fraction of it
 T4_UTILISATION = 0.25  # assumed for a small MobileNet: depthwise convs run far below peak

@@ -20,19 +20,19 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 from _common import config
-from avalanche.benchmarks.utils.transform_groups import TransformGroups  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from avalanche.benchmarks.utils.transform_groups import TransformGroups
+from torch.utils.data import DataLoader
 
-from cl_bench.devices import describe, resolve_device  # noqa: E402
-from cl_bench.model import build_model  # noqa: E402
-from cl_bench.tasks import build_tasks  # noqa: E402
-from cl_bench.training.criterion import MultiTaskCriterion  # noqa: E402
-from cl_bench.training.precision import MixedPrecision  # noqa: E402
-from scenarios.benchmark import as_avalanche, build_benchmark  # noqa: E402
-from scenarios.transforms import eval_transform, train_transform  # noqa: E402
+from cl_bench.devices import describe, resolve_device
+from cl_bench.model import build_model
+from cl_bench.tasks import build_tasks
+from cl_bench.training.criterion import MultiTaskCriterion
+from cl_bench.training.precision import MixedPrecision
+from scenarios.benchmark import as_avalanche, build_benchmark
+from scenarios.transforms import eval_transform, train_transform
 
 
 @dataclass(frozen=True)

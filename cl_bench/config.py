@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, Range, from_dict, setting
+from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, Range, from_dict, setting, to_dict
 from cl_bench.errors import CLBenchError, first_line
 from cl_bench.tasks import default_order, task_key, task_options, task_order
 from cl_bench.yaml_io import load_yaml
@@ -218,3 +218,24 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     return from_dict(Config, _read_yaml(path), str(path))
 
+
+def apply_set(config: Config, assignments: list[str]) -> Config:
+    """``config`` with ``KEY=VALUE`` overrides (the ``--set`` form: dotted keys, YAML values) applied and
+    re-validated. The backbone name is checked by the caller (the model's registry is above this layer:
+    ``cl_bench.cli.arguments.check_backbone``)."""
+    values = to_dict(config)
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep:
+            raise CLBenchError(f"--set {assignment}: expected KEY=VALUE")
+        *path, last = key.strip().split(".")
+        node = values
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise CLBenchError(f"--set {assignment}: '{part}' is not a section")
+        try:
+            node[last] = load_yaml(raw)
+        except yaml.YAMLError as error:
+            raise CLBenchError(f"--set {assignment}: not a valid YAML value ({first_line(error)})") from None
+    return from_dict(Config, values, "config")

@@ -5,8 +5,8 @@ naming the key.
 A field declares its rules with ``setting``: the allowed numbers (``Range``,
 checked for the value, or each value of a list or dict), the allowed names
 (``choices``, checked the same way; the command line's choice lists read them
-with ``choices_of``) and, for dicts keyed by name, a function normalising each
-key (raising ``CLBenchError`` for an unknown one)."""
+with ``choices_of``), for dicts keyed by name, a function normalising each
+key (raising ``CLBenchError`` for an unknown one), and one line of help (``describe_field``)."""
 
 from __future__ import annotations
 
@@ -50,14 +50,40 @@ PROBABILITY = Range(0, 1)
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
             allowed: Range | None = None, choices: Sequence[str] | None = None,
-            keys: Callable[[str, str], str] | None = None) -> Any:
-    """A dataclass field with its rules (see the module docstring)."""
+            keys: Callable[[str, str], str] | None = None, help: str = "") -> Any:
+    """A dataclass field with its rules and its one-line help (see the module docstring)."""
     if choices is not None:
         choices = tuple(choices)
         if default is not dataclasses.MISSING and default is not None and default not in choices:
             raise ValueError(f"default {default!r} is not one of its choices {choices}")
     return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"allowed": allowed, "choices": choices, "keys": keys})
+                             metadata={"allowed": allowed, "choices": choices, "keys": keys, "help": help})
+
+
+def describe_field(spec: dataclasses.Field) -> str:
+    """``name = default (type, allowed values): help`` of a dataclass field, from its declaration."""
+    default = spec.default if spec.default is not dataclasses.MISSING else (
+        spec.default_factory() if spec.default_factory is not dataclasses.MISSING else "required")
+    kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+    allowed, choices = spec.metadata.get("allowed"), spec.metadata.get("choices")
+    rules = [str(kind), *([f"one of {' | '.join(choices)}"] if choices else []), *([str(allowed)] if allowed else [])]
+    help_text = spec.metadata.get("help")
+    shown = f"{default:g}" if isinstance(default, float) else repr(default)
+    return f"{spec.name} = {shown} ({', '.join(rules)})" + (f": {help_text}" if help_text else "")
+
+
+def lift(values: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``values`` with the mapping under ``key`` merged into its top level (``{key: {a: 1}, b: 2}`` gives
+    ``{a: 1, b: 2}``); a key given both ways with different values is one line naming it."""
+    inner = values.get(key)
+    if not isinstance(inner, dict):
+        return values
+    outer = {k: v for k, v in values.items() if k != key}
+    for name in sorted(set(inner) & set(outer)):
+        if inner[name] != outer[name]:
+            raise CLBenchError(f"{where}.{name}: set twice, as {key}.{name}: {inner[name]!r} and as {name}: "
+                               f"{outer[name]!r}")
+    return {**outer, **inner}
 
 
 def choices_of(cls: type, name: str) -> tuple[str, ...]:

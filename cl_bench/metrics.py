@@ -38,10 +38,6 @@ def top_k_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tens
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
 
 
-def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
-    return int(top_k_hits(logits, labels, k).sum())
-
-
 def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]], image_ids: list[int]) -> dict[str, float]:
     """COCO mAP@[.5:.95] and mAP@0.5 with pycocotools' COCOeval on ``image_ids``.
 

@@ -369,12 +369,3 @@ def has_run(runs_csv: Path, run_id: str) -> bool:
         return False
     with open(runs_csv, newline="") as handle:
         return any(r.get("run_id") == run_id for r in csv.DictReader(handle))
-
-
-def read_runs(runs_csv: Path) -> pd.DataFrame:
-    """``runs.csv`` as a DataFrame (empty, with ``runs_columns()``, when the file is absent)."""
-    runs_csv = Path(runs_csv)
-    if not runs_csv.is_file():
-        return pd.DataFrame(columns=runs_columns())
-    table = pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str, "epochs": str})
-    return table.rename(columns={old: new for old, new in RENAMED_COLUMNS.items() if new not in table})

@@ -28,8 +28,9 @@ from strategies.replay import IndexedReplayBuffer
 
 @dataclass
 class AGEMOptions:
-    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
+    mem_size: int = setting(80, allowed=AT_LEAST_1, help="images kept in memory, split evenly over earlier tasks")
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1,
+                                     help="memory images per earlier task per step (the rule: <= 10)")
 
 
 def _flat_gradient(model: torch.nn.Module, device: torch.device) -> torch.Tensor:

@@ -38,10 +38,12 @@ log = logging.getLogger(__name__)
 class DEROptions:
     # alpha: weight of the output-matching term (Avalanche's DER default; bench/strength_sweep.py);
     # beta: weight of the replayed images' label loss (DER++; Avalanche's default); beta 0 is DER
-    alpha: float = setting(0.1, allowed=AT_LEAST_0)
-    beta: float = setting(0.5, allowed=AT_LEAST_0)
-    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
+    alpha: float = setting(0.1, allowed=AT_LEAST_0, help="weight of matching the stored outputs (MSE)")
+    beta: float = setting(0.5, allowed=AT_LEAST_0,
+                          help="weight of the replayed images' label loss (0: DER, > 0: DER++)")
+    mem_size: int = setting(80, allowed=AT_LEAST_1, help="images kept in memory, split evenly over earlier tasks")
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1,
+                                     help="replayed images per earlier task per step (the rule: <= 10)")
 
 
 class DERPlugin(SupervisedPlugin):

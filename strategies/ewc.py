@@ -25,9 +25,11 @@ EWC_MODES = ("separate", "online")
 class EWCOptions:
     # Importances (mean squared gradients) are tiny (median ~1e-7 per weight after the smoke
     # seg stage), so a large lambda is needed for the penalty to matter: bench/ewc_lambda.py.
-    ewc_lambda: float = setting(1e5, allowed=AT_LEAST_0)
-    mode: str = setting("separate", choices=EWC_MODES)
-    decay_factor: float | None = setting(None, allowed=PROBABILITY)  # online mode only (e.g. 0.9)
+    ewc_lambda: float = setting(1e5, allowed=AT_LEAST_0, help="weight of the EWC penalty")
+    mode: str = setting("separate", choices=EWC_MODES,
+                        help="separate: one anchor and importance per earlier task; online: one, decayed")
+    decay_factor: float | None = setting(None, allowed=PROBABILITY,
+                                         help="online mode only: weight of the earlier importances (e.g. 0.9)")
 
 
 def _to_tensors(params: dict[int, dict[str, ParamData]]) -> dict[int, dict[str, torch.Tensor]]:

@@ -22,8 +22,8 @@ from strategies.registry import register
 
 @dataclass
 class LwFOptions:
-    alpha: float = setting(1.0, allowed=AT_LEAST_0)  # weight of the distillation terms
-    temperature: float = setting(2.0, allowed=POSITIVE)
+    alpha: float = setting(1.0, allowed=AT_LEAST_0, help="weight of the distillation terms")
+    temperature: float = setting(2.0, allowed=POSITIVE, help="softening temperature of the distilled outputs")
 
 
 class MultiTaskLwFPlugin(SupervisedPlugin):
@@ -34,18 +34,15 @@ class MultiTaskLwFPlugin(SupervisedPlugin):
         self.temperature = temperature
         self.teacher: torch.nn.Module | None = None
         self.learned: list[str] = []
-        self.last_terms: dict[str, torch.Tensor] = {}
 
     def before_backward(self, strategy, **kwargs):
         if self.teacher is None or not self.alpha:
             return
         with torch.no_grad():
             teacher_out = self.teacher(strategy.mb_x)
-        self.last_terms = {}
         for name in self.learned:
             term = self.tasks[name].distillation(strategy.mb_output[name], teacher_out[name], self.temperature)
             strategy.loss += self.alpha * term
-            self.last_terms[name] = term.detach()
 
     def after_training_exp(self, strategy, **kwargs):
         name = strategy.experience.task_name

@@ -29,9 +29,11 @@ class MASOptions:
     # lambda 20 weighs the penalty as EWC's lambda 1e5 does on average after the 320 px recipe's seg stage
     # (importances 0.160 per weight against EWC's F 3.29e-5, bench/importance_scale.py), and beat lambda 1
     # (the smoke data's match) on the tune split (README, "Default strengths").
-    mas_lambda: float = setting(20.0, allowed=AT_LEAST_0)
-    mode: str = setting("separate", choices=EWC_MODES)  # EWC's modes (its penalty and state are EWC's)
-    decay_factor: float = setting(1.0, allowed=PROBABILITY)  # online mode only: weight of the earlier importances
+    mas_lambda: float = setting(20.0, allowed=AT_LEAST_0, help="weight of the MAS penalty")
+    mode: str = setting("separate", choices=EWC_MODES,
+                        help="EWC's modes: one anchor and importance per earlier task, or one decayed (online)")
+    decay_factor: float = setting(1.0, allowed=PROBABILITY,
+                                  help="online mode only: weight of the earlier importances")
 
 
 class MASPlugin(TaskAwareEWCPlugin):

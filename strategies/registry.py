@@ -4,6 +4,12 @@ options, plugins and registration.
 
 Strategies compose: ``--strategy ewc+replay+lwf`` runs the parts' plugins in
 the order written, with each part's options under ``strategy.options.<part>``.
+A strategy alone takes its options the same way (``strategy.options.der.alpha``)
+or flat (``strategy.options.alpha``, the form configs and finished runs use):
+``StrategySpec.resolve`` reads either, once, into one typed options dataclass per
+part (``{part: options}``, defaults filled in), and ``StrategySpec.written``
+gives the options as a run's config.yaml records them and its run id hashes them
+(flat alone, per part composed: the ids of finished runs stay).
 A part appears once; ``naive`` and the reference schedules (``joint``,
 ``single_task``) compose with nothing; at most one part keeps a buffer of
 earlier tasks' images (``replay``, ``der``, ``agem``): each samples its own
@@ -17,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from cl_bench.dataclass_io import from_dict
+from cl_bench.dataclass_io import describe_field, from_dict, lift
 from cl_bench.errors import CLBenchError
 from cl_bench.schedules import SEQUENTIAL, Schedule
 from cl_bench.tasks import Task
@@ -42,13 +48,47 @@ class StrategySpec:
     schedule: Schedule = SEQUENTIAL
     buffer: bool = False  # keeps images of earlier tasks and replays them every step
     composable: bool = True
+    parts: tuple[StrategySpec, ...] = ()  # a composition's (or an alias's) parts; () for one registered part
+
+    @property
+    def members(self) -> tuple[StrategySpec, ...]:
+        """The registered parts whose options this strategy takes: its parts, or itself."""
+        return self.parts or (self,)
+
+    def written(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The options as set (no defaults filled in), in the layout a run's config.yaml records and its run
+        id hashes: flat for a strategy alone (``strategy.options.<name>.<key>`` lifted to ``<key>``; an alias's
+        ``strategy.options.<alias>.<part>`` to ``<part>``), per part for a composition. Checked (``resolve``)."""
+        if not isinstance(values, dict):
+            raise CLBenchError(f"strategy.options ({self.name}): expected a mapping, got {values!r}")
+        if SEPARATOR not in self.name:  # cl_bench/experiment/run_id.py lifts the same way without importing this
+            values = lift(values, self.name, f"strategy.options ({self.name})")
+        self.options(values)
+        return values
 
     def options(self, values: dict[str, Any]) -> Any:
+        """The typed options: the part's dataclass, or a composition's with one per part (``resolve`` for
+        ``{part: options}``)."""
+        if SEPARATOR not in self.name:
+            values = lift(values, self.name, f"strategy.options ({self.name})")
         return from_dict(self.options_type, values, f"strategy.options ({self.name})")
 
-    def describe_options(self) -> str:
-        values = dataclasses.asdict(self.options_type())
-        return ", ".join(f"{k}={v}" for k, v in values.items()) or "no options"
+    def resolve(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``{part: its options dataclass, defaults filled in}`` from ``strategy.options`` in either layout;
+        a bad key or value is one CLBenchError line naming it (``strategy.options (der).alpha: ...``)."""
+        options = self.options(values)
+        return {self.name: options} if not self.parts else {p.name: getattr(options, p.name) for p in self.parts}
+
+    def build(self, resolved: dict[str, Any], ctx: StrategyContext) -> list:
+        """The plugins of ``resolve``'s options."""
+        packed = self.options_type(**resolved) if self.parts else resolved[self.name]
+        return self.plugins(packed, ctx)
+
+    def describe_options(self) -> list[str]:
+        """One line per option from its declaration: ``[part.]name = default (type, allowed): help``."""
+        lines = [f"{p.name + '.' if self.parts else ''}{describe_field(f)}"
+                 for p in self.members for f in dataclasses.fields(p.options_type)]
+        return lines or ["no options"]
 
 
 STRATEGIES: dict[str, StrategySpec] = {}
@@ -58,6 +98,8 @@ def register(name: str, options_type: type, summary: str, schedule: Schedule = S
              composable: bool = True):
     """Register the decorated plugin builder ``(options, StrategyContext) -> plugins`` as strategy ``name``."""
     def decorate(plugins: Callable[[Any, StrategyContext], list]):
+        if name in {f.name for f in dataclasses.fields(options_type)}:
+            raise ValueError(f"strategy {name}: an option named {name} would clash with strategy.options.{name}")
         STRATEGIES[name] = StrategySpec(name, summary, options_type, plugins, schedule, buffer,
                                         composable and schedule is SEQUENTIAL)
         return plugins
@@ -104,7 +146,8 @@ def compose(name: str) -> StrategySpec:
         return built
 
     summary = " + ".join(p.summary for p in parts)
-    return StrategySpec(SEPARATOR.join(names), summary, options_type, plugins, SEQUENTIAL, bool(buffers))
+    return StrategySpec(SEPARATOR.join(names), summary, options_type, plugins, SEQUENTIAL, bool(buffers),
+                        parts=tuple(parts))
 
 
 def get_strategy(name: str) -> StrategySpec:

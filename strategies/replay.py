@@ -22,8 +22,9 @@ from strategies.registry import register
 
 @dataclass
 class ReplayOptions:
-    mem_size: int = setting(80, allowed=AT_LEAST_1)  # images kept in memory, split evenly over earlier tasks
-    per_task_per_step: int = setting(10, allowed=AT_LEAST_1)  # the challenge's rule: <= 10 images per task per step
+    mem_size: int = setting(80, allowed=AT_LEAST_1, help="images kept in memory, split evenly over earlier tasks")
+    per_task_per_step: int = setting(10, allowed=AT_LEAST_1,
+                                     help="replayed images per earlier task per step (the rule: <= 10)")
 
 
 class IndexGroup(ExemplarsBuffer):

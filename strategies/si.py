@@ -43,10 +43,10 @@ class SIOptions:
     # c 2e4 weighs the penalty as EWC's lambda 1e5 does on average after the 320 px recipe's seg stage
     # (Ω 1.74e-4 per weight against EWC's F 3.29e-5, bench/importance_scale.py), and beat c 300 (the
     # smoke data's match) on the tune split (README, "Default strengths").
-    c: float = setting(2.0e4, allowed=AT_LEAST_0)
-    damping: float = setting(0.1, allowed=POSITIVE)  # ξ, keeps Ω finite for parameters that hardly moved
-    # g of ω -= g·Δθ: task_loss (paper) the loss gradient without SI's own penalty | total_loss p.grad as is
-    path_gradient: str = "task_loss"
+    c: float = setting(2.0e4, allowed=AT_LEAST_0, help="weight of the SI penalty")
+    damping: float = setting(0.1, allowed=POSITIVE, help="ξ: keeps Ω finite for parameters that hardly moved")
+    path_gradient: str = setting("task_loss", choices=PATH_GRADIENTS,
+                                 help="g of ω -= g·Δθ: the task loss's gradient (paper) or p.grad with the penalty's")
 
     def __post_init__(self) -> None:
         if self.path_gradient not in PATH_GRADIENTS:

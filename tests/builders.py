@@ -1,4 +1,4 @@
-"""Tiny datasets in every supported layout, written by the tests."""
+"""Tiny datasets in every supported layout, written by the tests; ``read_runs`` reads a results folder's runs.csv."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
+from cl_bench.results import RENAMED_COLUMNS, runs_columns
 from scenarios.synthetic import voc_palette
 
 
@@ -116,3 +118,12 @@ def challenge_root(root: Path) -> Path:
     det_default(root / "mini_coco_det")
     cls_folders(root / "imagenette_160", {"train": 2, "val": 1}, ["n01440764", "n02102040"])
     return root
+
+
+def read_runs(runs_csv: Path) -> pd.DataFrame:
+    """``runs.csv`` as a DataFrame (empty, with ``runs_columns()``, when the file is absent)."""
+    runs_csv = Path(runs_csv)
+    if not runs_csv.is_file():
+        return pd.DataFrame(columns=runs_columns())
+    table = pd.read_csv(runs_csv, dtype={"run_id": str, "strategy": str, "order": str, "epochs": str})
+    return table.rename(columns={old: new for old, new in RENAMED_COLUMNS.items() if new not in table})

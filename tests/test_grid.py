@@ -23,8 +23,7 @@ import torch
 
 from cl_bench.cli import build_parser, main
 from cl_bench.cli.grid_command import plan_from_args
-from cl_bench.cli.train_command import apply_set
-from cl_bench.config import load_config
+from cl_bench.config import apply_set, load_config
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.checkpoints import CHECKPOINT
 from cl_bench.experiment.runner import run_experiment
@@ -32,8 +31,8 @@ from cl_bench.grid import driver
 from cl_bench.grid.driver import GridOptions, run_grid
 from cl_bench.grid.plan import GridSpec, parse_set, plan_runs
 from cl_bench.grid.worker import PID_FILE, staging_folder
-from cl_bench.results import read_runs
 from strategies import STRATEGIES
+from tests.builders import read_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.yaml"

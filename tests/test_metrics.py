@@ -11,7 +11,7 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cl_bench.metrics import confusion_matrix, iou_from_confusion, top_k_correct
+from cl_bench.metrics import confusion_matrix, iou_from_confusion, top_k_hits
 from cl_bench.tasks import build_tasks
 from cl_bench.tasks.batch import TaskTargets
 from cl_bench.tasks.det_codec import encode
@@ -63,9 +63,9 @@ def test_segmentation_metric_accumulates_the_split_at_original_size(tmp_path):
 def test_top_k_hand_computed():
     logits = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
     labels = torch.tensor([2, 0, 0])
-    assert top_k_correct(logits, labels, 1) == 1
-    assert top_k_correct(logits, labels, 2) == 2
-    assert top_k_correct(logits, labels, 5) == 3  # k capped at the class count
+    assert top_k_hits(logits, labels, 1).sum() == 1
+    assert top_k_hits(logits, labels, 2).sum() == 2
+    assert top_k_hits(logits, labels, 5).sum() == 3  # k capped at the class count
     metric = TASKS["cls"].metric(None)
     metric.update(logits, targets([0, 1, 2], [[1, 1]] * 3, (1, 1), label=labels))
     assert metric.result() == {"top1": pytest.approx(1 / 3), "top5": pytest.approx(1.0)}

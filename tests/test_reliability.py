@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-from cl_bench.results import read_runs, upsert_run
+from cl_bench.results import upsert_run
+from tests.builders import read_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "experiments" / "smoke.yaml"

@@ -16,7 +16,6 @@ from cl_bench.results import (
     forgetting_matrix,
     metric_matrix,
     primary_metrics,
-    read_runs,
     runs_columns,
     runs_row,
     secondary_metrics,
@@ -24,6 +23,7 @@ from cl_bench.results import (
     upsert_run,
     write_run_results,
 )
+from tests.builders import read_runs
 
 PRIMARY, SECONDARY, RUNS_COLUMNS = primary_metrics(), secondary_metrics(), runs_columns()
 

@@ -125,5 +125,6 @@ def test_path_gradient_option_defaults_to_task_loss_and_reaches_the_plugin():
     assert plugin.path_gradient == "total_loss"
     composed = get_strategy("si+der")
     assert composed.options({"si": {"path_gradient": "total_loss"}}).si.path_gradient == "total_loss"
-    with pytest.raises(CLBenchError, match=r"si.path_gradient: 'paper' is unknown \(known: task_loss, total_loss\)"):
+    with pytest.raises(CLBenchError, match=r"^strategy.options \(si\).path_gradient: 'paper' is not one of "
+                                           r"task_loss, total_loss$"):
         spec.options({"path_gradient": "paper"})

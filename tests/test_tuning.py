@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cl_bench.errors import CLBenchError
-from cl_bench.tuning import setting_changes
+from cl_bench.grid.tuning import setting_changes
 from run_bench import main as run_bench
 
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
 from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, check_backbone, config_from_args
-from cl_bench.config import Config, RunConfig, TrainConfig
-from cl_bench.dataclass_io import choices_of, from_dict, to_dict
-from cl_bench.errors import CLBenchError, first_line
+from cl_bench.config import Config, RunConfig, TrainConfig, apply_set
+from cl_bench.dataclass_io import choices_of
 from cl_bench.rules import OWN_BASE, SINGLE_TASK_RULE, rule_definition
 from cl_bench.schedules import get_schedule
-from cl_bench.yaml_io import load_yaml
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,27 +36,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             "--set train.epochs_per_task.det=40 (repeatable; VALUE is YAML)")
 
 
-def apply_set(config: Config, assignments: list[str]) -> Config:
-    """``config`` with ``KEY=VALUE`` overrides (dotted keys, YAML values) applied and re-validated
-    (model.backbone against the backbone registry included)."""
-    values = to_dict(config)
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        if not sep:
-            raise CLBenchError(f"--set {assignment}: expected KEY=VALUE")
-        *path, last = key.strip().split(".")
-        node = values
-        for part in path:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise CLBenchError(f"--set {assignment}: '{part}' is not a section")
-        try:
-            node[last] = load_yaml(raw)
-        except yaml.YAMLError as error:
-            raise CLBenchError(f"--set {assignment}: not a valid YAML value ({first_line(error)})") from None
-    return check_backbone(from_dict(Config, values, "config"))
-
-
 def train_config(args: argparse.Namespace) -> Config:
     config = config_from_args(args)
     for flag, section, key in (("strategy", config.strategy, "name"), ("seed", config.run, "seed"),
@@ -73,15 +48,17 @@ def train_config(args: argparse.Namespace) -> Config:
             setattr(section, key, value)
     if args.order:
         config.data.order = [name.strip() for name in args.order.split(",")]
-    return apply_set(config, args.set)
+    return check_backbone(apply_set(config, args.set))
 
 
 def list_strategies() -> str:
     from strategies import STRATEGIES
 
-    lines = ["strategies (options settable under strategy.options in YAML or with --set):"]
+    lines = ["strategies and their options (name = default (type, allowed values): help), set under "
+             "strategy.options.<strategy>.<name> in YAML or with --set (alone, strategy.options.<name> works too):"]
     for name, spec in sorted(STRATEGIES.items()):
-        lines.append(f"  {name:<12} {spec.summary}\n  {'':<12} options: {spec.describe_options()}")
+        lines.append(f"  {name:<12} {spec.summary}")
+        lines.extend(f"  {'':<12}   {line}" for line in spec.describe_options())
     buffers = ", ".join(name for name, spec in sorted(STRATEGIES.items()) if spec.buffer and spec.composable)
     lines.append(f"compose with '+', e.g. --strategy ewc+replay+lwf: the parts' plugins in the order written, options "
                  f"per part (--set strategy.options.ewc.ewc_lambda=1e4); at most one of {buffers} (each keeps a "

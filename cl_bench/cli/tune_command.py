@@ -25,7 +25,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def tune_command(args: argparse.Namespace) -> int:
-    from cl_bench.tuning import run_search
+    from cl_bench.grid.tuning import run_search
 
     table = run_search(args.configs, args.out, tune_split=args.tune_split)
     print(table.drop(columns="run_id").to_string(index=False))

@@ -1,5 +1,10 @@
 """A run's identity: ``strategy_order_sSEED_hash`` over every setting that
-changes results, and whether a run folder already holds that run finished."""
+changes results, and whether a run folder already holds that run finished.
+
+The hash covers the strategy options as written, in one layout (``written_options``:
+flat for a strategy alone, per part for a composition), not the resolved ones with
+defaults filled in: every finished run keeps its id (theirs hashed what they wrote).
+A default that changed since is caught by ``finished_with`` instead."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 import yaml
 
 from cl_bench.config import Config, result_settings
-from cl_bench.dataclass_io import to_dict
+from cl_bench.dataclass_io import lift, to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.yaml_io import load_yaml
 
@@ -19,8 +24,29 @@ from cl_bench.yaml_io import load_yaml
 def run_id_for(config: Config) -> str:
     """``strategy_order_sSEED_hash``: the hash covers every setting that changes results."""
     values = result_settings(to_dict(config))
+    values["strategy"]["options"] = written_options(config.strategy.name, config.strategy.options)
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
+
+
+def written_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``strategy.options`` as written, in the one layout a run id hashes (``StrategySpec.written``'s, without
+    importing the strategies): a strategy alone takes ``<name>.<key>`` as ``<key>``."""
+    if "+" in name or not isinstance(options, dict):  # strategies.registry.SEPARATOR: a composition, per part
+        return options
+    return lift(options, name, f"strategy.options ({name})")
+
+
+def _one_layout(values: Any) -> Any:
+    """A config read as a dict, its strategy options in ``written_options``' layout."""
+    strategy = values.get("strategy") if isinstance(values, dict) else None
+    if not (isinstance(strategy, dict) and isinstance(strategy.get("name"), str)):
+        return values
+    try:
+        options = written_options(strategy["name"], strategy.get("options") or {})
+    except CLBenchError:
+        return values
+    return {**values, "strategy": {**strategy, "options": options}}
 
 
 def resolved_options(config: Config) -> dict[str, Any]:
@@ -42,7 +68,8 @@ def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> b
         stored = load_yaml((run_dir / "config.yaml").read_text())
     except yaml.YAMLError:
         return False
-    if not (isinstance(stored, dict) and result_settings(stored) == result_settings(load_yaml(config_text))):
+    if not (isinstance(stored, dict)
+            and result_settings(_one_layout(stored)) == result_settings(_one_layout(load_yaml(config_text)))):
         return False
     try:
         recorded = json.loads((run_dir / "summary.json").read_text()).get("strategy_options")

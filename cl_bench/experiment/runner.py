@@ -9,6 +9,7 @@ followed by evaluation and a checkpoint), finish (weights and result files).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 import sys
@@ -39,7 +40,7 @@ from cl_bench.experiment.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from cl_bench.experiment.run_id import finished_with, resolved_options, run_id_for
+from cl_bench.experiment.run_id import finished_with, run_id_for
 from cl_bench.experiment.run_intervals import run_intervals
 from cl_bench.experiment.run_lock import run_lock
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
@@ -51,7 +52,7 @@ from cl_bench.tasks import build_tasks
 from cl_bench.training.batchnorm_policy import BatchNormPolicyPlugin
 from cl_bench.training.criterion import MultiTaskCriterion
 from cl_bench.training.finite_loss import FiniteLossPlugin
-from cl_bench.training.loss_log import MultiHeadOutputPlugin
+from cl_bench.training.loss_log import LossLogPlugin
 from cl_bench.training.lr_schedule import CosineLRPlugin, parameter_groups
 from cl_bench.training.template import MultiTaskTemplate
 from scenarios.benchmark import TaskIncrementalBenchmark, build_benchmark
@@ -80,13 +81,14 @@ class Run:
     initial_state: dict[str, torch.Tensor]
     strategy: MultiTaskTemplate
     stages: list[Stage]
-    loss_log: MultiHeadOutputPlugin
+    loss_log: LossLogPlugin
     bn_policy: BatchNormPolicyPlugin
     metric: MultiTaskEvalMetric
     stateful: dict[str, Any]  # plugins (and the metric) whose state a checkpoint keeps
     timings: list[dict[str, Any]] = field(default_factory=list)
     start: int = 0  # first stage still to train
     code: list[str] = field(default_factory=list)  # cl_bench versions that trained the stages, in order
+    options: dict[str, Any] = field(default_factory=dict)  # the strategy's, resolved: {part: its options}
 
 
 def _code_versions(earlier: list[str], now: str) -> list[str]:
@@ -115,7 +117,7 @@ def _loggers(config: Config, run_dir: Path) -> list:
     return loggers
 
 
-def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
+def assemble(config: Config, spec: StrategySpec, options: dict[str, Any], run_id: str, run_dir: Path,
              log: Callable[[str], None]) -> Run:
     """Scenario, model, plugins and the Avalanche template of a run, from its config."""
     seed_everything(config.run.seed)
@@ -130,11 +132,11 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     initial_state = copy.deepcopy(model.state_dict())
 
     criterion = MultiTaskCriterion(tasks, config.train.task_weights)
-    loss_log = MultiHeadOutputPlugin(criterion)
+    loss_log = LossLogPlugin(criterion)
     bn_policy = BatchNormPolicyPlugin(config.train.bn_policy)
     lr_plugin = CosineLRPlugin(lambda name: config.train.lr_per_task.get(name, config.train.lr),
                                config.train.warmup_steps)
-    strategy_plugins = spec.plugins(spec.options(config.strategy.options), StrategyContext(tasks, config.run.seed))
+    strategy_plugins = spec.build(options, StrategyContext(tasks, config.run.seed))
     plugins = [loss_log, lr_plugin, bn_policy, *strategy_plugins, FiniteLossPlugin(criterion)]
     metric = MultiTaskEvalMetric(tasks, benchmark.splits["test"])
     evaluator = EvaluationPlugin(metric, loss_metrics(epoch=True, experience=True),
@@ -149,7 +151,7 @@ def assemble(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     stateful = {type(p).__name__: p for p in [*plugins, metric] if hasattr(p, "state_dict")}
     stages = spec.schedule.stages(list(benchmark.train_stream), list(benchmark.test_stream), benchmark.tasks)
     return Run(config, spec, run_id, run_dir, benchmark, model, initial_state, strategy, stages, loss_log,
-               bn_policy, metric, stateful)
+               bn_policy, metric, stateful, options=options)
 
 
 def resume(run: Run, log: Callable[[str], None]) -> None:
@@ -218,7 +220,7 @@ def finish(run: Run) -> dict[str, Any]:
                        benchmark.source.description, benchmark.evaluated_on, run.metric.records,
                        run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
                        {**environment(run.strategy.device), "cl_bench": " then ".join(run.code) or code_version(),
-                        **backbone_provenance(config)}, intervals, resolved_options(config))
+                        **backbone_provenance(config)}, intervals, recorded_options(run.spec, run.options))
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary
@@ -237,19 +239,28 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     A run already finished with the same settings is skipped; a run another process
     holds is refused (``run_lock``)."""
     spec = get_strategy(config.strategy.name)
-    spec.options(config.strategy.options)  # bad options stop here, before any work
+    # the options, resolved once (bad ones stop here, before any work): typed per part, and the config
+    # recording them as written in one layout (flat alone, per part composed; see StrategySpec.written)
+    options = spec.resolve(config.strategy.options)
+    config = dataclasses.replace(config, strategy=dataclasses.replace(
+        config.strategy, options=spec.written(config.strategy.options)))
     run_id = run_id_for(config)
     run_dir = check_writable(Path(config.run.out) / run_id)
     with run_lock(run_dir):
         for stale in remove_stale_temporaries(run_dir):
             log(f"removed {stale}, left by a run stopped while writing")
-        return _run_locked(config, spec, run_id, run_dir, log)
+        return _run_locked(config, spec, options, run_id, run_dir, log)
 
 
-def _run_locked(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
+def recorded_options(spec: StrategySpec, options: dict[str, Any]) -> dict[str, Any]:
+    """``resolve``'s options as summary.json records them (``run_id.resolved_options``' layout)."""
+    return json.loads(json.dumps(to_dict(spec.options_type(**options) if spec.parts else options[spec.name])))
+
+
+def _run_locked(config: Config, spec: StrategySpec, options: dict[str, Any], run_id: str, run_dir: Path,
                 log: Callable[[str], None]) -> RunOutcome:
     config_text = yaml.safe_dump(to_dict(config), sort_keys=False)
-    if finished_with(run_dir, config_text, resolved_options(config)):
+    if finished_with(run_dir, config_text, recorded_options(spec, options)):
         summary = json.loads((run_dir / "summary.json").read_text())
         if not results.has_run(Path(config.run.out) / "runs.csv", run_id):
             add_runs_row(config, summary)
@@ -261,7 +272,7 @@ def _run_locked(config: Config, spec: StrategySpec, run_id: str, run_dir: Path,
     provenance = "".join(f"# {key}: {value}\n" for key, value in backbone_provenance(config).items())
     write_text(run_dir / "config.yaml", config_text + provenance)
 
-    run = assemble(config, spec, run_id, run_dir, log)
+    run = assemble(config, spec, options, run_id, run_dir, log)
     resume(run, log)
     train_stages(run, log)
     return RunOutcome(run_id, run_dir, finish(run))

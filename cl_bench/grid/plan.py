@@ -3,7 +3,8 @@
 Every axis is a list of ``KEY=VALUE`` config assignments (``strategy.name=ewc``,
 ``run.seed=1``, ``data.order=[cls, det, seg]``, ``train.lr=0.001``); a run takes
 one value of each axis. Building a config from assignments is the caller's
-(the CLI's ``apply_set``), so this module does not depend on the command line.
+(``cl_bench.config.apply_set``, plus the CLI's backbone check), so this module does not depend on the
+command line.
 """
 
 from __future__ import annotations

@@ -355,7 +355,7 @@ def _checked_rows(root: Path, runs_csv: Path, warnings: list[str]
 
 
 def _as_table(rows: list[dict[str, str]]) -> pd.DataFrame:
-    """Checked runs.csv rows read as ``results.read_runs`` reads the file (same types)."""
+    """Checked runs.csv rows as a table, read as pandas reads the file (same column types)."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=runs_columns(), lineterminator="\n")
     writer.writeheader()

@@ -66,10 +66,6 @@ class Task:
         self.options = options if options is not None else self.options_type()
 
     @property
-    def primary_metric(self) -> str:
-        return self.metrics[0]
-
-    @property
     def aliases(self) -> tuple[str, ...]:
         return (self.name, self.title)
 

@@ -11,7 +11,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from cl_bench.training.criterion import MultiTaskCriterion
 
 
-class MultiHeadOutputPlugin(SupervisedPlugin):
+class LossLogPlugin(SupervisedPlugin):
     """Records the mean of every loss term the criterion reports, per task,
     over each training experience (rows of ``history``: train_exp, task, term, value)."""
 
@@ -40,3 +40,4 @@ class MultiHeadOutputPlugin(SupervisedPlugin):
 
     def load_state_dict(self, state: dict[str, Any], context=None) -> None:
         self.history = list(state["history"])
+
