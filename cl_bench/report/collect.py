@@ -255,6 +255,10 @@ def _meta_from_config(summary: dict[str, Any], config: dict[str, Any]) -> dict[s
     return {key: value for key, value in meta.items() if value not in (None, "")}
 
 
+# runs.csv columns a summary.json written before them has no value for (runs.csv rows may derive them)
+_ADDED_SINCE = ("bwt_rel", "pass_single_task")
+
+
 def _same(text: str, value: Any) -> bool:
     """Whether a runs.csv cell ``text`` says ``value`` (numbers compared as numbers, missing = NaN = None)."""
     expected = _cell(value)
@@ -335,10 +339,11 @@ def _checked_rows(root: Path, runs_csv: Path, warnings: list[str]
                 "train_time_s": summary.get("train_time_s"), "params": summary.get("params")}
         expected = runs_row(summary, meta)
         if cells is not None:
-            # epochs: the report takes them from config.yaml anyway (rows of older runs wrote them otherwise)
-            # and columns the file lacks (written before they existed) are not compared
+            # epochs: the report takes them from config.yaml anyway (rows of older runs wrote them otherwise);
+            # columns the file lacks, and values a summary.json recorded before they existed (bwt_rel, the
+            # single_task verdict), are not compared
             wrong = [c for c in columns if c != "epochs" and c in cells and (c in meta or c not in _META)
-                     and not _same(cells[c], expected[c])]
+                     and not (expected[c] is None and c in _ADDED_SINCE) and not _same(cells[c], expected[c])]
             if wrong:
                 details = ", ".join(f"{c} {cells.get(c, '') or 'empty'!s} vs {_cell(expected[c]) or 'empty'}"
                                     for c in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
