@@ -189,6 +189,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         values = load_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise CLBenchError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise CLBenchError(f"{path}: a folder, not a config file (name a YAML file)") from None
+    except UnicodeDecodeError as error:
+        raise CLBenchError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
     except yaml.YAMLError as error:
         raise CLBenchError(f"{path}: not valid YAML ({first_line(error)})") from None
     if not isinstance(values, dict):

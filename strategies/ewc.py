@@ -14,6 +14,7 @@ from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData
 
 from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
+from cl_bench.errors import CLBenchError
 from strategies.registry import register
 
 # separate: one anchor and importance per earlier experience | online: one running importance, decayed
@@ -30,6 +31,13 @@ class EWCOptions:
                         help="separate: one anchor and importance per earlier task; online: one, decayed")
     decay_factor: float | None = setting(None, allowed=PROBABILITY,
                                          help="online mode only: weight of the earlier importances (e.g. 0.9)")
+
+    def __post_init__(self) -> None:
+        # a setting the mode ignores would be recorded, change the run id and do nothing
+        if self.mode == "separate" and self.decay_factor is not None:
+            raise CLBenchError(f"ewc.decay_factor: {self.decay_factor} applies to mode online only (mode is separate)")
+        if self.mode == "online" and self.decay_factor is None:
+            raise CLBenchError("ewc.decay_factor: mode online needs one (e.g. 0.9)")
 
 
 def _to_tensors(params: dict[int, dict[str, ParamData]]) -> dict[int, dict[str, torch.Tensor]]:

@@ -127,3 +127,29 @@ def test_every_declared_name_is_implemented():
         assert isinstance(build_neck(name, (8, 16), 8, 2), torch.nn.Module)
     for name in BN_POLICIES:
         BatchNormPolicyPlugin(name)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "separate", "decay_factor": 0.9}, "ewc.decay_factor: 0.9 applies to mode online only (mode is separate)"),
+    ({"mode": "online"}, "ewc.decay_factor: mode online needs one (e.g. 0.9)"),
+])
+def test_an_ewc_option_its_mode_ignores_or_needs_is_one_line(options, message):
+    from strategies import get_strategy
+
+    with pytest.raises(CLBenchError, match=re.escape(message)):
+        get_strategy("ewc").options(options)
+    assert get_strategy("ewc").options({"mode": "online", "decay_factor": 0.9}).decay_factor == 0.9
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("", None, "a folder, not a config file"),                        # --config DIR
+    ("base.yaml", b"base: .\n", "a folder, not a config file"),       # base: names its own folder
+    ("bad.yaml", b"train:\n  lr: 0.1 \xff\n", "not UTF-8 text (byte"),
+])
+def test_a_config_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, capsys, name, text, message):
+    config = tmp_path / name
+    if text is not None:
+        config.write_bytes(text)
+    assert run_bench.main(["--config", str(config), "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error and not (tmp_path / "out").exists()
