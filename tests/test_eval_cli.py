@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cl_bench.cli.eval_command import main as eval_main
 from cl_bench.config import Config, DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 from cl_bench.evaluation import evaluate_task
 from cl_bench.experiment.runner import run_experiment
@@ -21,8 +24,18 @@ from scenarios.benchmark import build_benchmark
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_eval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "eval.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def run_eval(*args: str, script: bool = False) -> subprocess.CompletedProcess:
+    """eval.py with ``args``: in this process (its ``main``, as the script calls it), or as the script itself."""
+    if script:
+        return subprocess.run([sys.executable, "eval.py", *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = eval_main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return subprocess.CompletedProcess(["eval.py", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,7 @@ def trained(synthetic_root, tmp_path_factory):
 def test_eval_prints_the_in_process_metrics(trained, synthetic_root, tmp_path):
     path, metrics = trained
     result = run_eval("--weights", str(path), "--data_root", str(synthetic_root), "--tasks", "all",
-                      "--json", str(tmp_path / "m.json"))
+                      "--json", str(tmp_path / "m.json"), script=True)
     assert result.returncode == 0, result.stderr
     assert f"mAP {metrics['det']['mAP']:.4f}" in result.stdout
     assert f"mIoU {metrics['seg']['mIoU']:.4f}" in result.stdout
