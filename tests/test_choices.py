@@ -76,7 +76,7 @@ def test_strategy_modes_are_checked_when_the_options_resolve():
         with pytest.raises(CLBenchError, match=rf"^strategy.options \({name}\).{key}: '.*' is not one of "
                                                rf"separate, online$"):
             get_strategy(name).options(options)
-    assert get_strategy("ewc").options({"mode": "online"}).mode == "online"
+    assert get_strategy("ewc").options({"mode": "online", "decay_factor": 0.9}).mode == "online"
 
 
 def test_the_declarations():
