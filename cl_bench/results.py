@@ -315,7 +315,8 @@ def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """How runs.csv writes a value: empty for None / NaN, lists comma-joined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (list, tuple)):
@@ -337,7 +338,7 @@ def upsert_run(runs_csv: Path, row: dict[str, Any]) -> None:
     if row.get("run_id") in (None, ""):
         raise CLBenchError(f"{runs_csv}: a run row needs a run_id")
     columns = runs_columns()
-    new = {c: _cell(row.get(c)) for c in columns}
+    new = {c: csv_cell(row.get(c)) for c in columns}
     runs_csv.parent.mkdir(parents=True, exist_ok=True)
     with runs_lock(runs_csv):
         rows: list[dict[str, str]] = []

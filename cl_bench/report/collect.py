@@ -21,6 +21,7 @@ from cl_bench.errors import CLBenchError, first_line
 from cl_bench.results import (
     DEFAULT_THRESHOLD_PCT,
     RENAMED_COLUMNS,
+    csv_cell,
     epochs_text,
     primary_metrics,
     runs_columns,
@@ -194,21 +195,12 @@ def _single_task_rule(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
     # over the tasks the reference learned (a final > 0), as final / single-task
     frame["plasticity"] = pd.DataFrame(bases.to_numpy() / learned.where(learned > 0).to_numpy(),
                                        index=runs.index).mean(axis=1).where(found)
-    frame["stability"] = runs.apply(_stability, axis=1)
+    frame["stability"] = 1 + runs["bwt_rel"].astype(float)  # mean over earlier tasks of final / base
     frame["final_vs_best"] = (runs[[f"final_{m}" for m in primary]].astype(float) / best.where(best > 0).to_numpy()
                               ).mean(axis=1)
     return frame, references
 
 
-def _stability(run: pd.Series) -> float:
-    """Mean over all but the last task of final / base (tasks with a base > 0); NaN for references."""
-    if run["reference"]:
-        return math.nan
-    metrics = primary_metrics()
-    order = [task for task in str(run["order"]).split(",") if task in metrics][:-1]
-    ratios = [float(run[f"final_{metrics[t]}"]) / float(run[f"base_{metrics[t]}"]) for t in order
-              if float(run[f"base_{metrics[t]}"]) > 0]
-    return float(np.mean(ratios)) if ratios else math.nan
 
 
 _META = ("run_id", "strategy", "seed", "order", "backbone", "bn_policy", "image_size", "epochs")
@@ -261,7 +253,7 @@ _ADDED_SINCE = ("bwt_rel", "pass_single_task")
 
 def _same(text: str, value: Any) -> bool:
     """Whether a runs.csv cell ``text`` says ``value`` (numbers compared as numbers, missing = NaN = None)."""
-    expected = _cell(value)
+    expected = csv_cell(value)
     if text == expected:
         return True
     try:
@@ -270,11 +262,6 @@ def _same(text: str, value: Any) -> bool:
         return text.strip().lower() == expected.strip().lower()
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value.item() if isinstance(value, np.generic) else value)
 
 
 def _csv_rows(runs_csv: Path) -> tuple[list[tuple[int, str, dict[str, str] | None, str]], str | None]:
@@ -345,15 +332,16 @@ def _checked_rows(root: Path, runs_csv: Path, warnings: list[str]
             wrong = [c for c in columns if c != "epochs" and c in cells and (c in meta or c not in _META)
                      and not (expected[c] is None and c in _ADDED_SINCE) and not _same(cells[c], expected[c])]
             if wrong:
-                details = ", ".join(f"{c} {cells.get(c, '') or 'empty'!s} vs {_cell(expected[c]) or 'empty'}"
+                details = ", ".join(f"{c} {cells.get(c, '') or 'empty'!s} vs {csv_cell(expected[c]) or 'empty'}"
                                     for c in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
                 warnings.append(f"{where} (run {run_id}) disagreed with its summary.json/config.yaml ({details}); "
                                 "rebuilt from them")
-            row = {c: cells.get(c, "") if c not in wrong else _cell(expected[c]) for c in columns} | {"run_id": run_id}
+            row = {c: cells.get(c, "") if c not in wrong else csv_cell(expected[c]) for c in columns}
+            row["run_id"] = run_id
         else:
             if number:
                 warnings.append(f"{where} (run {run_id}): {why}; rebuilt from its summary.json and config.yaml")
-            row = {c: _cell(expected.get(c)) for c in columns}
+            row = {c: csv_cell(expected.get(c)) for c in columns}
         rows.append(row)
         summaries[run_id], configs[run_id] = summary, config
     return rows, summaries, configs
