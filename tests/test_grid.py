@@ -133,7 +133,13 @@ def test_an_unreachable_ray_address_stops_in_one_line_within_seconds(capsys, tmp
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # started with SIGINT ignored, as a suite run in the background starts it: its workers inherit that, and
+    # ray.cancel reaches a run only if the worker restores Python's handler (grid.worker.interruptible)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

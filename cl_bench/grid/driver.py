@@ -38,7 +38,7 @@ from cl_bench.grid.status import RunStatus
 from cl_bench.grid.worker import RunResult, execute_run
 
 POLL_S = 1.0  # how often the driver reads the board
-CANCEL_GRACE_S = 30.0  # how long cancelled tasks get to stop cleanly before they are killed
+CANCEL_GRACE_S = 10.0  # how long cancelled tasks get to stop cleanly before they are killed
 PROBE_TIMEOUT_S = 10.0  # how long a HOST:PORT address gets to accept a connection before the grid gives up
 
 

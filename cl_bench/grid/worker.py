@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,18 @@ def result_files(run_dir: Path) -> dict[str, bytes]:
             if p.is_file() and p.name not in (CHECKPOINT, PID_FILE)}
 
 
+def interruptible() -> None:
+    """Let ``ray.cancel`` interrupt this worker: it raises KeyboardInterrupt through Python's SIGINT handler,
+    which a worker lacks when its cluster was started by a process that ignored SIGINT (a background or
+    nohup start); the cancelled run would then be force-killed after the grace, its pid file left behind."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def execute_run(config: Config, driver_node: str, threads: int, board: Any) -> RunResult:
     """Train one run (or skip it when finished, resume it when interrupted); see the module docstring."""
+    interruptible()
     remote = ray.get_runtime_context().get_node_id() != driver_node
     if remote:
         config.run.out = str(staging_folder(config.run.out))
