@@ -100,13 +100,26 @@ class ModelConfig:
 
 
 @dataclass
+class PartRates:
+    """Learning-rate scales of the model's parts while one task trains (unset: the part's default,
+    ``backbone_lr_scale`` for the backbone, 1 for the others); 0 freezes the part for that stage: no
+    gradient (no backward pass through it when nothing before it learns), no weight decay, its BatchNorm
+    statistics fixed."""
+
+    backbone: float | None = setting(None, allowed=AT_LEAST_0)
+    neck: float | None = setting(None, allowed=AT_LEAST_0)
+    head: float | None = setting(None, allowed=AT_LEAST_0)
+
+
+@dataclass
 class TrainConfig:
     """Optimisation of each experience (AdamW, cosine decay per experience).
 
     ``epochs`` / ``lr`` apply to every experience unless ``epochs_per_task`` /
     ``lr_per_task`` name the task (``{"det": 30}``, or ``{"detection": 30}``); the joint stage trains
     the mean of its tasks' epochs. ``task_weights`` scale each task's loss in mixed (replay, joint)
-    minibatches.
+    minibatches. ``part_lr_per_task`` scales the rate of a part while a task trains
+    (``{"det": {"backbone": 0}}`` freezes the backbone in the detection stage; see ``PartRates``).
     """
 
     epochs: int = setting(30, allowed=AT_LEAST_1)
@@ -115,6 +128,7 @@ class TrainConfig:
     lr_per_task: dict[str, float] = setting(default_factory=dict, keys=task_key, allowed=POSITIVE)
     # backbone rate / neck and head rate; ~0.1 suits an ImageNet backbone
     backbone_lr_scale: float = setting(1.0, allowed=AT_LEAST_0)
+    part_lr_per_task: dict[str, PartRates] = setting(default_factory=dict, keys=task_key)
     weight_decay: float = setting(1e-4, allowed=AT_LEAST_0)
     batch_size: int = setting(8, allowed=AT_LEAST_1)
     warmup_steps: int = setting(0, allowed=AT_LEAST_0)
@@ -164,7 +178,7 @@ class Config:
 # run settings that do not change results, left out of the run id and of comparisons between runs
 _NOT_RESULT_SETTINGS = {"run": ("out", "logger", "progress", "checkpoints", "device")}
 # settings left out of the run id while they hold their default (runs from before they existed keep their ids)
-_OMITTED_WHEN_EMPTY = {"model": ("factory", "factory_options")}
+_OMITTED_WHEN_EMPTY = {"model": ("factory", "factory_options"), "train": ("part_lr_per_task",)}
 
 
 def result_settings(values: dict[str, Any]) -> dict[str, Any]:

@@ -299,7 +299,8 @@ def test_learning_rate_groups_follow_the_cosine_schedule_with_a_slower_backbone(
     for _ in range(4):
         plugin.before_training_iteration(strategy)
         rates.append([group["lr"] for group in optimizer.param_groups])
-    assert rates[0] == pytest.approx([0.001, 0.01])  # backbone at a tenth
-    assert rates[2] == pytest.approx([0.0005, 0.005])  # half way down the cosine
+    assert [group["part"] for group in optimizer.param_groups] == ["backbone", "neck", "head"]
+    assert rates[0] == pytest.approx([0.001, 0.01, 0.01])  # backbone at a tenth
+    assert rates[2] == pytest.approx([0.0005, 0.005, 0.005])  # half way down the cosine
     assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == \
         sum(p.numel() for p in model.parameters())

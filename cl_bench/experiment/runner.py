@@ -54,6 +54,7 @@ from cl_bench.training.criterion import MultiTaskCriterion
 from cl_bench.training.finite_loss import FiniteLossPlugin
 from cl_bench.training.loss_log import LossLogPlugin
 from cl_bench.training.lr_schedule import CosineLRPlugin, parameter_groups
+from cl_bench.training.part_rates import PartRatesPlugin
 from cl_bench.training.template import MultiTaskTemplate
 from scenarios.benchmark import TaskIncrementalBenchmark, build_benchmark
 from scenarios.check import validate_data
@@ -137,7 +138,8 @@ def assemble(config: Config, spec: StrategySpec, options: dict[str, Any], run_id
     lr_plugin = CosineLRPlugin(lambda name: config.train.lr_per_task.get(name, config.train.lr),
                                config.train.warmup_steps)
     strategy_plugins = spec.build(options, StrategyContext(tasks, config.run.seed))
-    plugins = [loss_log, lr_plugin, bn_policy, *strategy_plugins, FiniteLossPlugin(criterion)]
+    part_rates = PartRatesPlugin(config.train.part_lr_per_task)
+    plugins = [loss_log, lr_plugin, part_rates, bn_policy, *strategy_plugins, FiniteLossPlugin(criterion)]
     metric = MultiTaskEvalMetric(tasks, benchmark.splits["test"])
     evaluator = EvaluationPlugin(metric, loss_metrics(epoch=True, experience=True),
                                  loggers=_loggers(config, run_dir))

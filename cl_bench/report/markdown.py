@@ -37,6 +37,13 @@ def table_section(table: Table, keys: int, level: str = "###") -> str:
     return f"{level} {table.title}\n\n{markdown_table(table.view, keys)}\n{table.note}\n"
 
 
+def _part_rates(per_task: dict) -> str:
+    """``det: backbone 0 (frozen); cls: backbone 0 (frozen), neck 0.3`` from ``train.part_lr_per_task``."""
+    return "; ".join(f"{task}: " + ", ".join(f"{part} {scale:g}" + (" (frozen)" if scale == 0 else "")
+                                              for part, scale in rates.items() if scale is not None)
+                     for task, rates in per_task.items())
+
+
 def _environments(results: Results) -> tuple[str, str]:
     """Devices and library versions the runs recorded (runs made before they were recorded say so)."""
     envs = [summary.get("environment") for summary in results.summaries.values()]
@@ -98,6 +105,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
     train = [f"batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
              + (f" (per task: {t['lr_per_task']})" if t["lr_per_task"] else "")
              + (f", backbone at {t['backbone_lr_scale']:g}× the rate" if t.get("backbone_lr_scale", 1.0) != 1.0 else "")
+             + (f", part rates per task {_part_rates(t['part_lr_per_task'])}" if t.get("part_lr_per_task") else "")
              + (f", loss weights {t['task_weights']}" if t.get("task_weights") else "")
              + f", weight decay {t['weight_decay']:g}, cosine decay per experience, BatchNorm policy {t['bn_policy']}"
              for t in _distinct(results, "train")]

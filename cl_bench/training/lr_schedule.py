@@ -1,4 +1,4 @@
-"""Learning rates: parameter groups (a slower backbone) and, per experience,
+"""Learning rates: one parameter group per model part (a slower backbone), and, per experience,
 linear warm-up then cosine decay to zero."""
 
 from __future__ import annotations
@@ -10,11 +10,18 @@ from torch import nn
 
 
 def parameter_groups(model: nn.Module, backbone_lr_scale: float = 1.0) -> list[dict]:
-    """The backbone's parameters at ``backbone_lr_scale`` times the rate of the rest (neck, head)."""
-    backbone = list(model.backbone.parameters())
-    ids = {id(p) for p in backbone}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": backbone, "lr_scale": backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+    """One group per named part of the model (``parts()``: backbone, neck, head), then one for any other
+    parameter (``rest``); each names its ``part`` and holds its default ``lr_scale``: ``backbone_lr_scale``
+    for the backbone, 1 for the others."""
+    groups, seen = [], set()
+    for name, part in model.parts().items():
+        params = [p for p in part.parameters() if id(p) not in seen]
+        seen.update(id(p) for p in params)
+        groups.append({"params": params, "part": name, "lr_scale": backbone_lr_scale if name == "backbone" else 1.0})
+    rest = [p for p in model.parameters() if id(p) not in seen]
+    if rest:
+        groups.append({"params": rest, "part": "rest", "lr_scale": 1.0})
+    return groups
 
 
 class CosineLRPlugin(SupervisedPlugin):
