@@ -64,17 +64,17 @@ def plan_grid_file(name: str):
     return spec, runs
 
 
-def test_the_challenge_grid_file_expands_to_330_distinct_runs():
+def test_the_challenge_grid_file_expands_to_360_distinct_runs():
     spec, runs = plan_grid_file("challenge.yaml")
     assert set(spec.strategies) == set(STRATEGIES)  # every registered strategy
-    assert len({r.run_id for r in runs}) == 330 == 11 * 5 * 6
+    assert len({r.run_id for r in runs}) == 360 == 12 * 5 * 6
     assert {r.config.data.image_size for r in runs} == {512}
 
 
 def test_the_reference_grid_file_plans_every_strategy_at_the_recipe():
     spec, runs = plan_grid_file("reference.yaml")
     assert set(STRATEGIES) <= set(spec.strategies)
-    assert len({r.run_id for r in runs}) == 41 == 12 * 3 + 5  # mas+der's own seeds 0-4
+    assert len({r.run_id for r in runs}) == 44 == 13 * 3 + 5  # mas+der's own seeds 0-4
     assert spec.declared["mas+der"] == [0, 1, 2, 3, 4] and spec.declared["naive"] == [0, 1, 2]
     # the recipe's 320 px, trained on all of train and reported on val (never the tune split)
     assert {(r.config.data.image_size, r.config.data.tune_split) for r in runs} == {(320, 0)}
