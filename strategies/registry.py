@@ -7,9 +7,11 @@ the order written, with each part's options under ``strategy.options.<part>``.
 A strategy alone takes its options the same way (``strategy.options.der.alpha``)
 or flat (``strategy.options.alpha``, the form configs and finished runs use):
 ``StrategySpec.resolve`` reads either, once, into one typed options dataclass per
-part (``{part: options}``, defaults filled in), and ``StrategySpec.written``
-gives the options as a run's config.yaml records them and its run id hashes them
-(flat alone, per part composed: the ids of finished runs stay).
+part (``{part: options}``, defaults filled in), and ``StrategySpec.canonical``
+gives the resolved options that differ from their declared defaults, as a run's
+config.yaml records them and its run id hashes them (flat alone, per part composed,
+parts at their defaults left out): an option written at its default, written flat or
+nested, or left out is the same run, and the ids of finished runs stay.
 A part appears once; ``naive`` and the reference schedules (``joint``,
 ``single_task``) compose with nothing; at most one part keeps a buffer of
 earlier tasks' images (``replay``, ``der``, ``agem``): each samples its own
@@ -20,10 +22,11 @@ exceed the challenge's <= 10 images per task per step.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from cl_bench.dataclass_io import describe_field, from_dict, lift
+from cl_bench.dataclass_io import describe_field, from_dict, lift, to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.schedules import SEQUENTIAL, Schedule
 from cl_bench.tasks import Task
@@ -55,20 +58,21 @@ class StrategySpec:
         """The registered parts whose options this strategy takes: its parts, or itself."""
         return self.parts or (self,)
 
-    def written(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The options as set (no defaults filled in), in the layout a run's config.yaml records and its run
-        id hashes: flat for a strategy alone (``strategy.options.<name>.<key>`` lifted to ``<key>``; an alias's
-        ``strategy.options.<alias>.<part>`` to ``<part>``), per part for a composition. Checked (``resolve``)."""
-        if not isinstance(values, dict):
-            raise CLBenchError(f"strategy.options ({self.name}): expected a mapping, got {values!r}")
-        if SEPARATOR not in self.name:  # cl_bench/experiment/run_id.py lifts the same way without importing this
-            values = lift(values, self.name, f"strategy.options ({self.name})")
-        self.options(values)
-        return values
+    def canonical(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The resolved options (``resolve``: checked, either layout) that differ from their declared defaults,
+        as plain values, in the layout a run's config.yaml records and its run id hashes: flat for a strategy
+        alone, ``{part: {key: value}}`` for a composition or an alias, a part at its defaults left out. Every way
+        of writing the same options gives the same mapping; options all at their defaults give ``{}``."""
+        resolved = self.resolve(values)
+        if not self.parts:
+            return _changed(resolved[self.name])
+        return {name: changed for name, options in resolved.items() if (changed := _changed(options))}
 
     def options(self, values: dict[str, Any]) -> Any:
         """The typed options: the part's dataclass, or a composition's with one per part (``resolve`` for
         ``{part: options}``)."""
+        if not isinstance(values, dict):
+            raise CLBenchError(f"strategy.options ({self.name}): expected a mapping, got {values!r}")
         if SEPARATOR not in self.name:
             values = lift(values, self.name, f"strategy.options ({self.name})")
         return from_dict(self.options_type, values, f"strategy.options ({self.name})")
@@ -89,6 +93,12 @@ class StrategySpec:
         lines = [f"{p.name + '.' if self.parts else ''}{describe_field(f)}"
                  for p in self.members for f in dataclasses.fields(p.options_type)]
         return lines or ["no options"]
+
+
+def _changed(options: Any) -> dict[str, Any]:
+    """A part's options dataclass as plain (JSON) values, the fields at their declared default left out."""
+    values, defaults = (json.loads(json.dumps(to_dict(o))) for o in (options, type(options)()))
+    return {key: value for key, value in values.items() if value != defaults[key]}
 
 
 STRATEGIES: dict[str, StrategySpec] = {}

@@ -1,11 +1,13 @@
 """Typed strategy options (issue 29, item 2): ``strategy.options`` resolves once into one typed options
 dataclass per part, in one layout alone or composed (``strategy.options.der.alpha`` for ``der`` as for
 ``mas+der``; the flat ``strategy.options.alpha`` still works alone); a bad key or value is one line naming
-it; ``--list-strategies`` prints every option's default, allowed values and help from its declaration; and
-every finished reference run keeps its run id. No training."""
+it; ``--list-strategies`` prints every option's default, allowed values and help from its declaration; the
+run id hashes the resolved options away from their defaults (one form however they are written), and every
+finished reference run keeps its run id and is taken for finished. No training."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from cl_bench.cli.train_command import apply_set, list_strategies
 from cl_bench.config import Config, load_config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
+from cl_bench.experiment import runner
 from cl_bench.experiment.run_id import finished_with, resolved_options, run_id_for
 from strategies import STRATEGIES, get_strategy
 from strategies.der import DEROptions
@@ -41,7 +44,7 @@ def test_der_alone_nested_and_flat_resolve_to_the_same_options_and_run_id():
     assert spec.resolve(nested.strategy.options) == spec.resolve(flat.strategy.options) == {
         "der": DEROptions(alpha=0.2)}
     assert spec.resolve(nested.strategy.options)["der"].beta == 0.5  # defaults filled in
-    assert spec.written(nested.strategy.options) == {"alpha": 0.2}  # config.yaml's layout, the flat one
+    assert spec.canonical(nested.strategy.options) == {"alpha": 0.2}  # config.yaml's layout, the flat one
     assert run_id_for(nested) == run_id_for(flat) != run_id_for(configured("der"))
     assert resolved_options(nested) == resolved_options(flat)
 
@@ -123,3 +126,77 @@ def test_a_reference_run_written_nested_is_the_same_run():
     config = load_config(REFERENCE / run / "config.yaml")
     config.strategy.options = {"der": {}}
     assert run_id_for(config) == run
+
+
+@pytest.mark.parametrize(("strategy", "at_default"), [
+    ("der", ["strategy.options.alpha=0.1"]),
+    ("der", ["strategy.options.der.alpha=0.1"]),
+    ("der", ["strategy.options.der={alpha: 0.1, beta: 0.5, mem_size: 80, per_task_per_step: 10}"]),
+    ("mas+der", ["strategy.options.der.alpha=0.1"]),
+    ("mas+der", ["strategy.options.der.alpha=0.1", "strategy.options.mas={mas_lambda: 20, mode: separate}"]),
+    ("ewc_replay", ["strategy.options.ewc.ewc_lambda=100000", "strategy.options.replay.mem_size=80"]),
+    ("ewc", ["strategy.options.decay_factor=null"]),
+])
+def test_an_option_written_at_its_default_is_the_run_that_leaves_it_out(strategy, at_default):
+    config = configured(strategy, *at_default)
+    assert get_strategy(strategy).canonical(config.strategy.options) == {}
+    assert run_id_for(config) == run_id_for(configured(strategy))
+
+
+def test_a_value_away_from_the_default_is_another_run_however_it_is_written():
+    default = run_id_for(configured("der"))
+    changed = {run_id_for(configured("der", f"strategy.options.{key}={value}"))
+               for key in ("alpha", "der.alpha") for value in ("0.2", "2e-1")}
+    assert len(changed) == 1 and default not in changed
+    assert run_id_for(configured("der", "strategy.options.alpha=1")) == run_id_for(
+        configured("der", "strategy.options.alpha=1.0"))  # the declared type's value: an int is its float
+    assert run_id_for(configured("der", "strategy.options.alpha=0.3")) not in changed | {default}
+    composed = run_id_for(configured("mas+der"))
+    one = run_id_for(configured("mas+der", "strategy.options.der.alpha=0.2"))
+    both = run_id_for(configured("mas+der", "strategy.options.der.alpha=0.2", "strategy.options.mas.mas_lambda=1"))
+    assert len({composed, one, both}) == 3
+    assert get_strategy("mas+der").canonical({"der": {"alpha": 0.2, "beta": 0.5}, "mas": {"mode": "separate"}}) == {
+        "der": {"alpha": 0.2}}  # config.yaml's layout: per part, only what differs from the defaults
+
+
+# the tuning runs of results/reference/recipe320 hashed their options as written: those that wrote an option at
+# its default (the same run as leaving it out now) or a float option as an int (hashed as its float now) have
+# another id today; the runs of results/reference itself wrote none of either
+RECIPE = REFERENCE / "recipe320"
+RECIPE_RUNS = sorted(p.name for p in RECIPE.iterdir() if (p / "config.yaml").is_file())
+RECIPE_NEW_IDS = {
+    "mas_seg-det-cls_s0_c0aaa939": "mas_lambda: 1, an int",
+    "mas_seg-det-cls_s0_f966ddf3": "mas_lambda: 20, the default",
+    "si_seg-det-cls_s0_67d46cd3": "c: 300, an int",
+    "si_seg-det-cls_s0_c075d0e4": "c: 20000.0, the default",
+}
+
+
+def test_the_tuning_runs_keep_their_ids_but_those_written_at_a_default_or_as_an_int():
+    changed = {run for run in RECIPE_RUNS if run_id_for(load_config(RECIPE / run / "config.yaml")) != run}
+    assert changed == set(RECIPE_NEW_IDS)
+
+
+@pytest.mark.parametrize(("run", "assignments"), [
+    ("si_seg-det-cls_s1_ed644032", []),  # an option away from its default
+    ("mas+der_seg-det-cls_s3_63b10f78", []),  # a composition at its defaults
+    ("mas+der_seg-det-cls_s3_63b10f78", ["strategy.options.der.alpha=0.1", "strategy.options.mas.mas_lambda=20"]),
+    ("der_seg-det-cls_s2_9063c217", ["strategy.options.der.beta=0.5"]),
+])
+def test_a_copy_of_a_reference_run_is_skipped_as_finished_without_training(tmp_path, monkeypatch, run, assignments):
+    """The run machinery (run_experiment) takes a copied reference run folder for the run its config.yaml
+    describes, also when that config writes options at their defaults; nothing is trained or rewritten."""
+    def no_training(*_):
+        raise AssertionError("the run was assembled for training")
+
+    monkeypatch.setattr(runner, "assemble", no_training)
+    shutil.copytree(REFERENCE / run, tmp_path / run, ignore=shutil.ignore_patterns("*.pt"))
+    before = {p.name: p.read_bytes() for p in (tmp_path / run).iterdir()}
+    config = apply_set(load_config(tmp_path / run / "config.yaml"), [f"run.out={tmp_path}", *assignments])
+    lines: list[str] = []
+    outcome = runner.run_experiment(config, log=lines.append)
+    assert outcome.skipped and outcome.run_id == run and outcome.run_dir == tmp_path / run
+    assert outcome.summary == json.loads((REFERENCE / run / "summary.json").read_text())
+    assert lines[-1].startswith(f"run {run} already finished with this config: skipped")
+    assert {p.name: p.read_bytes() for p in (tmp_path / run).iterdir() if p.name in before} == before
+    assert [row.split(",")[0] for row in (tmp_path / "runs.csv").read_text().splitlines()[1:]] == [run]

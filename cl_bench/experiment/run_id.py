@@ -1,10 +1,21 @@
 """A run's identity: ``strategy_order_sSEED_hash`` over every setting that
 changes results, and whether a run folder already holds that run finished.
 
-The hash covers the strategy options as written, in one layout (``written_options``:
-flat for a strategy alone, per part for a composition), not the resolved ones with
-defaults filled in: every finished run keeps its id (theirs hashed what they wrote).
-A default that changed since is caught by ``finished_with`` instead."""
+The hash covers the strategy options resolved (checked, defaults filled in) and then
+reduced to the entries that differ from their declared defaults (``canonical_options``:
+flat for a strategy alone, per part for a composition, parts at their defaults left
+out). Writing an option at its default, writing it flat or nested, or leaving it out
+is the same run; any other value is another run. Finished runs keep their ids: they
+hashed the options they wrote, which were the ones they set away from the defaults.
+
+The id cannot see a declared default that changed after a run finished (its options
+then differ from its record at the same id): ``finished_with`` compares the resolved
+options the run recorded with today's and refuses the folder instead of taking it
+for this run.
+
+The strategies are imported inside the functions that need their declarations: the
+grid's planner and the command line import this module, and the strategies import
+Avalanche, which is slow to import."""
 
 from __future__ import annotations
 
@@ -16,34 +27,36 @@ from typing import Any
 import yaml
 
 from cl_bench.config import Config, result_settings
-from cl_bench.dataclass_io import lift, to_dict
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.yaml_io import load_yaml
 
 
 def run_id_for(config: Config) -> str:
-    """``strategy_order_sSEED_hash``: the hash covers every setting that changes results."""
+    """``strategy_order_sSEED_hash``: the hash covers every setting that changes results (the strategy
+    options as ``canonical_options``; a bad option is a CLBenchError line naming it)."""
     values = result_settings(to_dict(config))
-    values["strategy"]["options"] = written_options(config.strategy.name, config.strategy.options)
+    values["strategy"]["options"] = canonical_options(config.strategy.name, config.strategy.options)
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
 
 
-def written_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``strategy.options`` as written, in the one layout a run id hashes (``StrategySpec.written``'s, without
-    importing the strategies): a strategy alone takes ``<name>.<key>`` as ``<key>``."""
-    if "+" in name or not isinstance(options, dict):  # strategies.registry.SEPARATOR: a composition, per part
-        return options
-    return lift(options, name, f"strategy.options ({name})")
+def canonical_options(name: str, options: Any) -> dict[str, Any]:
+    """``strategy.options`` of strategy ``name`` in the one form a run id hashes and a run's config.yaml
+    records: resolved, then only the entries that differ from their declared defaults
+    (``StrategySpec.canonical``)."""
+    from strategies import get_strategy  # here, not at the top: see the module docstring
+
+    return get_strategy(name).canonical(options)
 
 
-def _one_layout(values: Any) -> Any:
-    """A config read as a dict, its strategy options in ``written_options``' layout."""
+def _canonical(values: Any) -> Any:
+    """A config read as a dict, its strategy options as ``canonical_options`` (as they are when unusable)."""
     strategy = values.get("strategy") if isinstance(values, dict) else None
     if not (isinstance(strategy, dict) and isinstance(strategy.get("name"), str)):
         return values
     try:
-        options = written_options(strategy["name"], strategy.get("options") or {})
+        options = canonical_options(strategy["name"], strategy.get("options") or {})
     except CLBenchError:
         return values
     return {**values, "strategy": {**strategy, "options": options}}
@@ -51,17 +64,18 @@ def _one_layout(values: Any) -> Any:
 
 def resolved_options(config: Config) -> dict[str, Any]:
     """The strategy's options with its defaults filled in, as a finished run records them."""
-    from strategies import get_strategy  # here: the grid's planner reads this module, Avalanche is slow to import
+    from strategies import get_strategy  # here, not at the top: see the module docstring
 
     return json.loads(json.dumps(to_dict(get_strategy(config.strategy.name).options(config.strategy.options))))
 
 
 def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> bool:
-    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside) are these.
+    """True when ``run_dir`` holds a finished run whose settings (logging and output folder aside, strategy
+    options compared as ``canonical_options``) are these.
 
-    The run id covers the strategy options a config sets, not the defaults of the others: a finished
-    run that recorded other resolved ``options`` (a default changed since) is a CLBenchError, never
-    taken for this run."""
+    The run id covers the options that differ from today's declared defaults, not the defaults
+    themselves: a finished run that recorded other resolved ``options`` (a default changed since it ran)
+    is a CLBenchError, never taken for this run."""
     if not ((run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file()):
         return False
     try:
@@ -69,7 +83,7 @@ def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> b
     except yaml.YAMLError:
         return False
     if not (isinstance(stored, dict)
-            and result_settings(_one_layout(stored)) == result_settings(_one_layout(load_yaml(config_text)))):
+            and result_settings(_canonical(stored)) == result_settings(_canonical(load_yaml(config_text)))):
         return False
     try:
         recorded = json.loads((run_dir / "summary.json").read_text()).get("strategy_options")
@@ -77,8 +91,9 @@ def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> b
         return True  # an unreadable summary is the report's to flag; runs before the record have none
     if recorded is not None and recorded != options:
         raise CLBenchError(f"{run_dir}: finished with strategy options {_flat(recorded)}, but the defaults now "
-                           f"give {_flat(options)}; to re-run it, delete the folder and its runs.csv row, "
-                           f"or set the options in strategy.options (a new run id)")
+                           f"give {_flat(options)} (the same run id: it covers only options away from the "
+                           f"defaults); to re-run it, delete the folder and its runs.csv row, or write to another "
+                           f"results folder (run.out)")
     return True
 
 

@@ -242,10 +242,10 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     holds is refused (``run_lock``)."""
     spec = get_strategy(config.strategy.name)
     # the options, resolved once (bad ones stop here, before any work): typed per part, and the config
-    # recording them as written in one layout (flat alone, per part composed; see StrategySpec.written)
+    # recording those away from their defaults, in the form the run id hashes (StrategySpec.canonical)
     options = spec.resolve(config.strategy.options)
     config = dataclasses.replace(config, strategy=dataclasses.replace(
-        config.strategy, options=spec.written(config.strategy.options)))
+        config.strategy, options=spec.canonical(config.strategy.options)))
     run_id = run_id_for(config)
     run_dir = check_writable(Path(config.run.out) / run_id)
     with run_lock(run_dir):
