@@ -153,3 +153,44 @@ def test_a_config_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, capsys, nam
     assert run_bench.main(["--config", str(config), "--out", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error and not (tmp_path / "out").exists()
+
+
+BAD_BACKBONE = f"model.backbone: 'resnet9000' is not one of {', '.join(sorted(BACKBONES))}"
+
+
+def test_a_bad_backbone_stops_run_experiment_before_any_folder(tmp_path, no_run_folder):
+    """run_experiment is the path every caller shares (the CLI, tune, bench scripts, grid workers)."""
+    from cl_bench.experiment.runner import run_experiment
+
+    config = load_config(SMOKE)
+    config.model.backbone, config.run.out = "resnet9000", str(tmp_path / "out")
+    with pytest.raises(CLBenchError) as error:
+        run_experiment(config, log=lambda _: None)
+    assert str(error.value) == BAD_BACKBONE
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_backbone_in_a_tuned_yaml_is_one_line_and_no_folder(tmp_path, capsys, no_run_folder):
+    setting = tmp_path / "big.yaml"
+    setting.write_text(f"base: {SMOKE}\nmodel:\n  backbone: resnet9000\n")
+    out = tmp_path / "tuning"
+    assert run_bench.main(["tune", str(setting), "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {BAD_BACKBONE}"]
+    assert not out.exists()
+
+
+def test_a_bad_backbone_stops_the_grids_planning(tmp_path, capsys):
+    """The planner checks it itself: grid workers make the run folder before run_experiment runs, and
+    callers of plan_runs other than the CLI (bench/grid_overhead.py) build configs with apply_set alone."""
+    from cl_bench.config import apply_set
+    from cl_bench.grid.plan import GridSpec, plan_runs
+
+    spec = GridSpec(["naive"], [0], [["seg", "det", "cls"]], fixed=["model.backbone=resnet9000"])
+    with pytest.raises(CLBenchError) as error:
+        plan_runs(spec, lambda assignments: apply_set(load_config(SMOKE), assignments))
+    assert str(error.value) == BAD_BACKBONE
+    out = tmp_path / "grid"
+    assert run_bench.main(["grid", "--config", str(SMOKE), "--strategies", "naive", "--seeds", "0",
+                           "--set", "model.backbone=resnet9000", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {BAD_BACKBONE}"]
+    assert not out.exists()

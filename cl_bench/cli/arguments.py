@@ -9,8 +9,9 @@ import warnings
 from typing import Callable
 
 from cl_bench.config import Config, DataConfig, ModelConfig, load_config
-from cl_bench.dataclass_io import check_choice, choices_of
+from cl_bench.dataclass_io import choices_of
 from cl_bench.errors import CLBenchError, one_line
+from cl_bench.experiment.run_id import check_backbone
 from cl_bench.tasks import TASKS
 
 
@@ -78,14 +79,6 @@ def backbone_names() -> list[str]:
     from cl_bench.model.backbones import BACKBONES
 
     return sorted(BACKBONES)
-
-
-def check_backbone(config: Config, where: str = "config") -> Config:
-    """``config`` when its backbone is registered, else one line as for any other named setting. The
-    registry is the model's, which the config layer cannot import, so the command line checks this
-    one when it resolves a config, before any folder is made or data read."""
-    check_choice(config.model.backbone, backbone_names(), f"{where}.model.backbone")
-    return config
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, check_backbone, config_from_args
+from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, config_from_args
 from cl_bench.config import apply_set
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
@@ -138,7 +138,7 @@ def plan_from_args(args: argparse.Namespace) -> tuple[GridSpec, list[GridRun], P
     check_size(spec, allow_large)  # before anything is planned or printed
     if grid_size(spec) >= ANNOUNCE_RUNS:  # planning takes a while: say so at once
         print(f"grid: planning {grid_size(spec)} runs ...", flush=True)
-    runs = plan_runs(spec, lambda assignments: check_backbone(apply_set(base, assignments)), allow_large)
+    runs = plan_runs(spec, lambda assignments: apply_set(base, assignments), allow_large)
     return spec, runs, Path(base.run.out)
 
 

@@ -48,7 +48,7 @@ def train_config(args: argparse.Namespace) -> Config:
             setattr(section, key, value)
     if args.order:
         config.data.order = [name.strip() for name in args.order.split(",")]
-    return check_backbone(apply_set(config, args.set))
+    return check_backbone(apply_set(config, args.set), "config")  # named as apply_set names its keys
 
 
 def list_strategies() -> str:

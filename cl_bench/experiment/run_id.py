@@ -1,5 +1,6 @@
 """A run's identity: ``strategy_order_sSEED_hash`` over every setting that
-changes results, and whether a run folder already holds that run finished.
+changes results, whether a run folder already holds that run finished, and the
+check of the one named setting the config cannot check itself (``check_backbone``).
 
 The hash covers the strategy options resolved (checked, defaults filled in) and then
 reduced to the entries that differ from their declared defaults (``canonical_options``:
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 
 from cl_bench.config import Config, result_settings
-from cl_bench.dataclass_io import to_dict
+from cl_bench.dataclass_io import check_choice, to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.yaml_io import load_yaml
 
@@ -39,6 +40,18 @@ def run_id_for(config: Config) -> str:
     values["strategy"]["options"] = canonical_options(config.strategy.name, config.strategy.options)
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{config.strategy.name}_{'-'.join(config.data.order)}_s{config.run.seed}_{digest}"
+
+
+def check_backbone(config: Config, where: str = "") -> Config:
+    """``config`` when ``model.backbone`` names a backbone of the model's registry, else one CLBenchError line
+    naming the key, the value and the known names (``where``: what the key's name starts with, e.g. the config
+    file). The registry is the model's, above the config layer that checks every other named setting: every
+    path to a run (run_experiment, the grid's planning, the command line) calls this before it makes a folder
+    or reads data."""
+    from cl_bench.model.backbones import BACKBONES  # here: torchvision is slow to import
+
+    check_choice(config.model.backbone, sorted(BACKBONES), f"{where}.model.backbone" if where else "model.backbone")
+    return config
 
 
 def canonical_options(name: str, options: Any) -> dict[str, Any]:

@@ -240,6 +240,9 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     """Train and evaluate one strategy; results go to ``config.run.out/<run_id>/``.
     A run already finished with the same settings is skipped; a run another process
     holds is refused (``run_lock``)."""
+    from cl_bench.experiment.run_id import check_backbone
+
+    check_backbone(config)  # the one named setting the config cannot check: before any folder or data
     spec = get_strategy(config.strategy.name)
     # the options, resolved once (bad ones stop here, before any work): typed per part, and the config
     # recording those away from their defaults, in the form the run id hashes (StrategySpec.canonical)

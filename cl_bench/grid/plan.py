@@ -3,8 +3,8 @@
 Every axis is a list of ``KEY=VALUE`` config assignments (``strategy.name=ewc``,
 ``run.seed=1``, ``data.order=[cls, det, seg]``, ``train.lr=0.001``); a run takes
 one value of each axis. Building a config from assignments is the caller's
-(``cl_bench.config.apply_set``, plus the CLI's backbone check), so this module does not depend on the
-command line.
+(``cl_bench.config.apply_set``), so this module does not depend on the command line; planning checks
+each config (backbone, strategy options, order) before any run folder is made.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 
 from cl_bench.config import Config
 from cl_bench.errors import CLBenchError, first_line
-from cl_bench.experiment.run_id import run_id_for
+from cl_bench.experiment.run_id import check_backbone, run_id_for
 from cl_bench.tasks import task_order
 from cl_bench.yaml_io import load_yaml
 
@@ -174,7 +174,7 @@ def check_size(spec: GridSpec, allow_large: bool = False) -> None:
 
 
 def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config], allow_large: bool = False) -> list[GridRun]:
-    """One resolved config per combination of the axes, each checked (strategy and its options,
+    """One resolved config per combination of the axes, each checked (backbone, strategy and its options,
     order); ``configure`` builds a config from assignments. Raises CLBenchError on the first bad
     value, on two combinations that are the same run, and (unless ``allow_large``) on a grid of
     more than ``MAX_RUNS`` runs, before planning any."""
@@ -193,6 +193,7 @@ def plan_runs(spec: GridSpec, configure: Callable[[list[str]], Config], allow_la
         assigned = [f"{key}={value}" for key, value in setting]
         config = configure([*spec.fixed, f"strategy.name={strategy}", f"run.seed={seed}",
                             f"data.order=[{', '.join(order)}]", *assigned])
+        check_backbone(config)  # the workers make the run folder before run_experiment checks it
         get_strategy(strategy).options(config.strategy.options)
         task_order(config.data.order)
         run = GridRun(config, run_id_for(config), ", ".join(assigned))
