@@ -272,3 +272,34 @@ def test_final_against_the_single_task_reference_of_the_same_setting(results_dir
     assert naive["st_status"].tolist() == ["reference found", "no reference"]
     assert pd.isna(naive["pass_single_task"].iloc[1])  # no verdict, never a guess
     assert single["final_vs_single_task"].mean() == pytest.approx(1.0)
+
+
+def test_export_prints_the_runs_csv_repairs_that_report_prints(tmp_path, capsys):
+    """export reads the results as report does (runs.csv checked against the runs' summary.json) and prints
+    the same warnings (collect.log_warnings): a row it repaired is never exported from in silence. A copy of
+    the reference run that keeps its model.pt, no training."""
+    import csv
+
+    reference = REPO / "results" / "reference"
+    run = "der_seg-det-cls_s1_c70d1b7d"
+    results = tmp_path / "results"
+    shutil.copytree(reference / run, results / run)
+    with open(reference / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    row = next(r for r in rows if r["run_id"] == run)
+    row["final_top1"] = "0.123"  # disagrees with its summary.json
+    with open(results / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    [warning] = load_results(results).warnings
+    assert warning.startswith(f"{results / 'runs.csv'} line 2 (run {run}) disagreed with its summary.json")
+
+    def warnings_printed(*args: str) -> list[str]:
+        assert run_bench(list(args)) == 0
+        return [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+
+    exported = warnings_printed("export", "--run", run, "--results", str(results), "--out", str(tmp_path / "m.pt"))
+    reported = warnings_printed("report", "--results", str(results), "--out", str(tmp_path / "report"),
+                                "--no-latency")
+    assert exported == reported == [f"warning: {warning}"]

@@ -37,13 +37,14 @@ def _number(value: float | None, fmt: str) -> str:
 
 def export_command(args: argparse.Namespace) -> int:
     from cl_bench.devices import resolve_device
-    from cl_bench.report.collect import load_results
+    from cl_bench.report.collect import load_results, log_warnings
     from cl_bench.report.export import card_path, export_run
     from cl_bench.report.selection import select_run
     from cl_bench.rules import SINGLE_TASK_RULE
     from cl_bench.schedules import get_schedule
 
     results = load_results(args.results)
+    log_warnings(results)  # as report prints them: what it repaired in runs.csv, which runs it left out
     rule = results.rule(args.rule)
     run_id = args.run or select_run(results, args.select, rule)["run_id"]
     card = export_run(results, run_id, args.out, args.select or "run",

@@ -15,7 +15,7 @@ from cl_bench.devices import describe
 from cl_bench.model.challenge_rules import measure_latency_ms
 from cl_bench.model.weights_file import load_weights
 from cl_bench.report import plots
-from cl_bench.report.collect import Results, load_results, run_matrix, stage_values, training_losses
+from cl_bench.report.collect import Results, load_results, log_warnings, run_matrix, stage_values, training_losses
 from cl_bench.report.markdown import FigureRef, markdown_table, report_markdown
 from cl_bench.report.selection import verdict_lines
 from cl_bench.report.tables import Latency, Table, build_tables
@@ -113,8 +113,7 @@ def build_report(results_dir: str | Path, out: str | Path, device: torch.device 
     out = Path(out)
     results = load_results(results_dir)
     rule = results.rule(rule)
-    for warning in results.warnings:
-        log(f"warning: {warning}")
+    log_warnings(results, log)
     latency = measure_latencies(results, device) if device is not None else None
     tables = {t.name: t for t in build_tables(results, latency, rule)}
     for table in tables.values():

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -408,6 +408,13 @@ def load_results(root: str | Path) -> Results:
             warnings.append(f"{label}: several runs with seed {', '.join(map(str, repeated))} (they differ in a "
                             f"setting other than {', '.join(keys)}); they are averaged together")
     return Results(root, runs, summaries, configs, keys, warnings, references)
+
+
+def log_warnings(results: Results, log: Callable[[str], None] = print) -> None:
+    """What loading the results found and did (runs.csv rows repaired from the runs' summary.json, runs left
+    out, seeds added after a look), one ``warning: ...`` line each: report and export print them alike."""
+    for warning in results.warnings:
+        log(f"warning: {warning}")
 
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
