@@ -293,6 +293,13 @@ def epochs_text(config: Mapping[str, Any]) -> str:
     return ";".join(f"{task}:{per_task.get(task, train.get('epochs'))}" for task in order)
 
 
+def model_text(config: Mapping[str, Any]) -> str | None:
+    """The model of a config as a dict, as runs.csv's backbone column and the report name it: its backbone, or
+    ``factory:package.module:function`` for a model its ``model.factory`` builds (the backbone then unused)."""
+    model = config.get("model") or {}
+    return f"factory:{model['factory']}" if model.get("factory") else model.get("backbone")
+
+
 def runs_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """One flat ``runs.csv`` row (keys ``runs_columns()``) from a run's summary and ``meta``
     (run_id, strategy, seed, order, backbone, bn_policy, image_size, epochs,

@@ -142,6 +142,14 @@ def test_a_strategy_trains_exports_and_eval_py_reproduces_an_own_model(synthetic
     statuses = {c["name"]: c["status"] for c in card["constraints"]["checks"]}
     assert statuses["parameters"] == "PASS" and statuses["neck"] == "INFO"
 
+    # the report names the factory where it would name the backbone: its runs table and its model line
+    from cl_bench.report.collect import load_results
+    from cl_bench.report.markdown import setup_section
+
+    results = load_results(config.run.out)
+    assert results.warnings == [] and list(results.runs["backbone"]) == [f"factory:{FACTORY}"]
+    assert f"- **Model**: factory:{FACTORY} (the user's own model; width=16);" in setup_section(results, None)
+
     result = _run("eval.py", "--weights", str(best), "--data_root", str(synthetic_root), "--json",
                   str(tmp_path / "m.json"))
     assert result.returncode == 0, result.stderr

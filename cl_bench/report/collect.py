@@ -23,6 +23,7 @@ from cl_bench.results import (
     RENAMED_COLUMNS,
     csv_cell,
     epochs_text,
+    model_text,
     primary_metrics,
     runs_columns,
     runs_row,
@@ -236,13 +237,14 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _meta_from_config(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """runs.csv's descriptive columns of a run, as the run recorded them (``run_record.add_runs_row``)."""
+    """runs.csv's descriptive columns of a run, as the run recorded them (``run_record.add_runs_row``); the
+    backbone column names the model as ``results.model_text`` does (``factory:...`` for a factory's model)."""
     def get(section: str, key: str) -> Any:
         return (config.get(section) or {}).get(key)
     order = summary.get("order") or get("data", "order") or []
     meta = {"strategy": get("strategy", "name"), "seed": get("run", "seed"),
             "order": ",".join(order) if isinstance(order, list) else order,
-            "backbone": get("model", "backbone"), "bn_policy": get("train", "bn_policy"),
+            "backbone": model_text(config), "bn_policy": get("train", "bn_policy"),
             "image_size": get("data", "image_size"), "epochs": epochs_text(config)}
     return {key: value for key, value in meta.items() if value not in (None, "")}
 
@@ -326,11 +328,13 @@ def _checked_rows(root: Path, runs_csv: Path, warnings: list[str]
                 "train_time_s": summary.get("train_time_s"), "params": summary.get("params")}
         expected = runs_row(summary, meta)
         if cells is not None:
-            # epochs: the report takes them from config.yaml anyway (rows of older runs wrote them otherwise);
-            # columns the file lacks, and values a summary.json recorded before they existed (bwt_rel, the
-            # single_task verdict), are not compared
+            # epochs and the model: the report takes them from config.yaml anyway (rows of older runs wrote the
+            # epochs otherwise, and the backbone of a model that model.factory built); columns the file lacks,
+            # and values a summary.json recorded before they existed (bwt_rel, the single_task verdict), are not
+            # compared
             wrong = [c for c in columns if c != "epochs" and c in cells and (c in meta or c not in _META)
-                     and not (expected[c] is None and c in _ADDED_SINCE) and not _same(cells[c], expected[c])]
+                     and not (expected[c] is None and c in _ADDED_SINCE) and not _same(cells[c], expected[c])
+                     and not (c == "backbone" and cells[c] == ((config.get("model") or {}).get("backbone")))]
             if wrong:
                 details = ", ".join(f"{c} {cells.get(c, '') or 'empty'!s} vs {csv_cell(expected[c]) or 'empty'}"
                                     for c in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
@@ -370,7 +374,9 @@ def load_results(root: str | Path) -> Results:
                            f"train some first, e.g. python run_bench.py --strategy naive --out {root}")
     warnings: list[str] = []
     checked, summaries, configs = _checked_rows(root, runs_csv, warnings)
-    rows = [{**row, **_per_metric(summaries[row["run_id"]]), "epochs": epochs_text(configs[row["run_id"]])}
+    # epochs and the model as config.yaml says them (see _checked_rows)
+    rows = [{**row, **_per_metric(summaries[row["run_id"]]), "epochs": epochs_text(configs[row["run_id"]]),
+             "backbone": model_text(configs[row["run_id"]]) or row["backbone"]}
             for row in _as_table(checked).to_dict("records")] if checked else []
     if not rows:
         raise CLBenchError(f"{runs_csv}: no finished run to report" + (f" ({warnings[0]})" if warnings else ""))

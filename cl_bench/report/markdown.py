@@ -13,7 +13,7 @@ import pandas as pd
 from cl_bench.devices import LIBRARIES
 from cl_bench.report.collect import Results
 from cl_bench.report.tables import Latency, Table
-from cl_bench.results import primary_metrics
+from cl_bench.results import model_text, primary_metrics
 from cl_bench.rules import OWN_BASE, SINGLE_TASK_RULE, rule_definition
 
 
@@ -89,6 +89,15 @@ def _stage_epochs(results: Results) -> str:
     return ", ".join(f"{stage} {'/'.join(map(str, values))}" for stage, values in epochs.items()) or "not recorded"
 
 
+def _model_line(model: dict[str, Any]) -> str:
+    """A config's model section in words: the harness's backbone, neck and head, or the factory that built it."""
+    if model.get("factory"):
+        options = ", ".join(f"{key}={value}" for key, value in (model.get("factory_options") or {}).items())
+        return f"{model_text({'model': model})} (the user's own model" + (f"; {options}" if options else "") + ")"
+    return (f"{model['backbone']} backbone (initial weights: {model['backbone_weights']}), {model['neck']} neck "
+            f"({model['neck_channels']} ch), {model['head_layers']}-layer head ({model['head_channels']} ch)")
+
+
 def setup_section(results: Results, latency: Latency | None) -> str:
     runs = results.runs
     data = list(dict.fromkeys(results.summaries[r].get("data", "?") for r in runs["run_id"]))
@@ -99,9 +108,7 @@ def setup_section(results: Results, latency: Latency | None) -> str:
         options = _text(_distinct(results, "strategy", "options", runs=group))
         kind = " (reference)" if group["reference"].iloc[0] else ""
         strategies.append(f"{strategy}{kind}" + ("" if options == "none" else f" [options: {options}]"))
-    model = [f"{m['backbone']} backbone (initial weights: {m['backbone_weights']}), {m['neck']} neck "
-             f"({m['neck_channels']} ch), {m['head_layers']}-layer head ({m['head_channels']} ch)"
-             for m in _distinct(results, "model")]
+    model = [_model_line(m) for m in _distinct(results, "model")]
     train = [f"batch size {t['batch_size']}, AdamW lr {t['lr']:g}"
              + (f" (per task: {t['lr_per_task']})" if t["lr_per_task"] else "")
              + (f", backbone at {t['backbone_lr_scale']:g}× the rate" if t.get("backbone_lr_scale", 1.0) != 1.0 else "")
