@@ -83,21 +83,32 @@ def test_protecting_strategies_forget_less_than_naive(forgetting_runs, strategy)
     assert other["after cls"] > naive["after cls"] + MARGIN.get(strategy, 0.05)
 
 
+def assert_result_files(run_dir: Path) -> None:
+    files = {p.name for p in run_dir.iterdir()}
+    assert {"config.yaml", "metrics.csv", "matrix_mIoU.csv", "matrix_mAP.csv", "matrix_top1.csv",
+            "forgetting_mIoU.csv", "summary.json", "timing.csv", "losses.csv", "model.pt"} <= files
+    assert "checkpoint.pt" not in files
+
+
+@pytest.mark.parametrize("strategy", PROTECTING)
+def test_protecting_strategies_write_every_result_file(forgetting_runs, strategy):
+    assert_result_files(forgetting_runs[strategy])
+
+
 def test_runs_csv_has_one_row_per_run(forgetting_runs):
     runs = pd.read_csv(next(iter(forgetting_runs.values())).parent / "runs.csv")
     assert sorted(runs["strategy"]) == sorted(["naive", *PROTECTING])
     assert runs["run_id"].is_unique
 
 
-@pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - {"naive", "ewc", "replay"}))
+# the forgetting fixture runs naive and PROTECTING end to end in the default order; here every other
+# strategy, and der (a buffer strategy) again, in another order
+@pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - {"naive", *PROTECTING} | {"der"}))
 def test_every_other_strategy_runs_end_to_end(tmp_path, strategy):
     config = smoke(tmp_path, strategy, epochs=2)
     config.data.order = ["det", "cls", "seg"]
     outcome = run_experiment(config, log=lambda _: None)
-    files = {p.name for p in outcome.run_dir.iterdir()}
-    assert {"config.yaml", "metrics.csv", "matrix_mIoU.csv", "matrix_mAP.csv", "matrix_top1.csv",
-            "forgetting_mIoU.csv", "summary.json", "timing.csv", "losses.csv", "model.pt"} <= files
-    assert "checkpoint.pt" not in files
+    assert_result_files(outcome.run_dir)
     assert set(outcome.summary["tasks"]) == {"seg", "det", "cls"}
     metrics = pd.read_csv(outcome.run_dir / "metrics.csv")
     assert list(metrics.columns) == ["run_id", "strategy", "seed", "order", "train_exp", "eval_task", "metric",
