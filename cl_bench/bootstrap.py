@@ -112,8 +112,17 @@ class _PerImageCocoEval:
         per_image = np.empty(len(self.evaluator.evalImgs), dtype=object)
         per_image[:] = self.evaluator.evalImgs
         self.per_image = per_image.reshape(len(params.catIds), len(image_ids))  # evaluate()'s category-major order
+        self.results: dict[bytes, dict[str, float]] = {}
 
     def __call__(self, indices: np.ndarray) -> dict[str, float]:
+        """mAP and mAP@0.5 of the resample, accumulated once per distinct resample (the statistics of both
+        metrics, drawn with the same seed, ask for the same resamples)."""
+        key = indices.tobytes()
+        if key not in self.results:
+            self.results[key] = self._accumulate(indices)
+        return self.results[key]
+
+    def _accumulate(self, indices: np.ndarray) -> dict[str, float]:
         evaluator = self.evaluator
         evaluator.evalImgs = self.per_image[:, indices].ravel().tolist()
         evaluator.params.imgIds = evaluator._paramsEval.imgIds = list(range(len(indices)))
@@ -139,13 +148,21 @@ def coco_statistic(ground_truth: dict[str, Any], detections: list[dict[str, Any]
     COCOeval results (``_PerImageCocoEval``): the same numbers in 9 ms
     (bench/bootstrap_speed.py; tests/test_bootstrap.py checks they agree).
     """
+    return coco_statistics(ground_truth, detections, image_ids, (key,), exact=exact)[key]
+
+
+def coco_statistics(ground_truth: dict[str, Any], detections: list[dict[str, Any]], image_ids: list[int],
+                    keys: Sequence[Literal["mAP", "mAP50"]] = ("mAP", "mAP50"), *,
+                    exact: bool = False) -> dict[str, Statistic]:
+    """``coco_statistic`` of each of ``keys``, sharing one per-image evaluation: a resample that both
+    statistics draw is accumulated once."""
     if exact:
         resampler = CocoResampler(ground_truth, detections, image_ids)
-        return lambda indices: coco_map(*resampler.resample(indices))[key]
+        return {key: (lambda indices, key=key: coco_map(*resampler.resample(indices))[key]) for key in keys}
     if not detections:
-        return lambda indices: 0.0  # as coco_map: no detections, no mAP
+        return {key: (lambda indices: 0.0) for key in keys}  # as coco_map: no detections, no mAP
     evaluate = _PerImageCocoEval(ground_truth, detections, _sorted_ids(image_ids))
-    return lambda indices: evaluate(indices)[key]
+    return {key: (lambda indices, key=key: evaluate(indices)[key]) for key in keys}
 
 
 def _sorted_ids(image_ids: list[int]) -> list[int]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from cl_bench.bootstrap import Statistic, coco_statistic
+from cl_bench.bootstrap import Statistic, coco_statistics
 from cl_bench.dataclass_io import AT_LEAST_0, AT_LEAST_1, PROBABILITY, setting
 from cl_bench.metrics import coco_map
 from cl_bench.tasks import det_codec
@@ -168,5 +168,4 @@ class DetectionTask(Task):
 
     def statistics(self, samples: dict[str, Any], split: CocoDetSplit) -> dict[str, Statistic]:
         """COCO mAP and mAP@0.5 of the resampled images (a repeated image counts as another image)."""
-        return {metric: coco_statistic(split.coco_ground_truth, samples["detections"], samples["index"], metric)
-                for metric in self.metrics}
+        return coco_statistics(split.coco_ground_truth, samples["detections"], samples["index"], self.metrics)
