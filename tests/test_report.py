@@ -243,8 +243,8 @@ def test_one_group_per_option_setting_of_a_strategy(results_dir, tmp_path):
 def test_one_group_per_config_setting_beyond_the_runs_columns(results_dir, tmp_path):
     """Runs of one strategy that differ in a config key runs.csv has no column for (here a stage's
     learning rate) are two groups labelled by that key; strategies without the difference keep their label."""
-    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "lr_per_task: {}",
-                                                  "lr_per_task:\n    det: 0.003")
+    labels, joint, results = _naive_seed_1_edited(results_dir, tmp_path, "\n  lr_per_task: {}",  # not part_lr_...
+                                                  "\n  lr_per_task:\n    det: 0.003")
     assert results.keys == ["strategy", "train.lr_per_task.det"]
     assert labels == {0: "naive (train.lr_per_task.det unset)", 1: "naive (train.lr_per_task.det 0.003)"}
     assert joint == {"joint (reference)"}
