@@ -22,7 +22,8 @@ STRIDE = 32  # the backbones' deepest stride (the FPN neck reads the stride-32 s
 
 # The names the named settings allow, checked when a config is loaded (``setting(choices=...)``); the command
 # line's choice lists and the code that acts on each name read them from here. The backbones are the model's
-# registry (cl_bench/model/backbones.py), which this layer cannot import: the command line checks model.backbone.
+# registry (cl_bench/model/backbones.py), which this layer cannot import: every path to a run checks
+# model.backbone (cl_bench.experiment.run_id.check_backbone).
 NECKS = ("fpn", "convbnrelu")  # one FPN layer | 1 or 2 ConvBNReLU layers (model.neck_layers)
 BN_POLICIES = ("train", "freeze_after_first", "per_task")  # cl_bench/training/batchnorm_policy.py
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast of the forward pass (cl_bench/training/precision.py)
@@ -239,8 +240,8 @@ def load_config(path: str | Path | None = None) -> Config:
 
 def apply_set(config: Config, assignments: list[str]) -> Config:
     """``config`` with ``KEY=VALUE`` overrides (the ``--set`` form: dotted keys, YAML values) applied and
-    re-validated. The backbone name is checked by the caller (the model's registry is above this layer:
-    ``cl_bench.cli.arguments.check_backbone``)."""
+    re-validated. The backbone name is checked where runs start (the model's registry is above this layer:
+    ``cl_bench.experiment.run_id.check_backbone``)."""
     values = to_dict(config)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")

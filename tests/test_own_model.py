@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -146,6 +147,7 @@ def test_a_strategy_trains_exports_and_eval_py_reproduces_an_own_model(synthetic
     from cl_bench.report.collect import load_results
     from cl_bench.report.markdown import setup_section
 
+    assert list(pd.read_csv(Path(config.run.out) / "runs.csv")["backbone"]) == [f"factory:{FACTORY}"]
     results = load_results(config.run.out)
     assert results.warnings == [] and list(results.runs["backbone"]) == [f"factory:{FACTORY}"]
     assert f"- **Model**: factory:{FACTORY} (the user's own model; width=16);" in setup_section(results, None)

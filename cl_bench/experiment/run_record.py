@@ -77,7 +77,7 @@ def add_runs_row(config: Config, summary: dict[str, Any]) -> None:
     """Upsert a finished run's row into ``config.run.out/runs.csv``: the last file a run
     writes, so a run with a row has all its files (and one without is not finished)."""
     meta = {"run_id": summary["run_id"], "strategy": config.strategy.name, "seed": config.run.seed,
-            "order": ",".join(summary["order"]), "backbone": config.model.backbone,
+            "order": ",".join(summary["order"]), "backbone": results.model_text(to_dict(config)),
             "bn_policy": config.train.bn_policy, "image_size": config.data.image_size,
             "epochs": results.epochs_text(to_dict(config)), "train_time_s": summary["train_time_s"],
             "params": summary["params"]}

@@ -40,7 +40,7 @@ from cl_bench.experiment.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from cl_bench.experiment.run_id import finished_with, run_id_for
+from cl_bench.experiment.run_id import check_backbone, finished_with, run_id_for
 from cl_bench.experiment.run_intervals import run_intervals
 from cl_bench.experiment.run_lock import run_lock
 from cl_bench.experiment.run_record import RunRecord, add_runs_row
@@ -240,8 +240,6 @@ def run_experiment(config: Config, log: Callable[[str], None] = print) -> RunOut
     """Train and evaluate one strategy; results go to ``config.run.out/<run_id>/``.
     A run already finished with the same settings is skipped; a run another process
     holds is refused (``run_lock``)."""
-    from cl_bench.experiment.run_id import check_backbone
-
     check_backbone(config)  # the one named setting the config cannot check: before any folder or data
     spec = get_strategy(config.strategy.name)
     # the options, resolved once (bad ones stop here, before any work): typed per part, and the config
