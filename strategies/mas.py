@@ -20,6 +20,7 @@ from avalanche.training.utils import zerolike_params_dict
 from torch.utils.data import DataLoader
 
 from cl_bench.dataclass_io import AT_LEAST_0, PROBABILITY, setting
+from cl_bench.errors import CLBenchError
 from strategies.ewc import EWC_MODES, TaskAwareEWCPlugin
 from strategies.registry import register
 
@@ -34,6 +35,10 @@ class MASOptions:
                         help="EWC's modes: one anchor and importance per earlier task, or one decayed (online)")
     decay_factor: float = setting(1.0, allowed=PROBABILITY,
                                   help="online mode only: weight of the earlier importances")
+
+    def __post_init__(self) -> None:
+        if self.mode == "separate" and self.decay_factor != 1.0:  # separate mode ignores it: only the default
+            raise CLBenchError(f"mas.decay_factor: {self.decay_factor} applies to mode online only (mode is separate)")
 
 
 class MASPlugin(TaskAwareEWCPlugin):

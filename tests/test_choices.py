@@ -141,6 +141,17 @@ def test_an_ewc_option_its_mode_ignores_or_needs_is_one_line(options, message):
     assert get_strategy("ewc").options({"mode": "online", "decay_factor": 0.9}).decay_factor == 0.9
 
 
+def test_a_mas_decay_factor_in_separate_mode_is_one_line():
+    from strategies import get_strategy
+
+    mas = get_strategy("mas")
+    with pytest.raises(CLBenchError, match=re.escape("mas.decay_factor: 0.9 applies to mode online only "
+                                                     "(mode is separate)")):
+        mas.options({"decay_factor": 0.9})
+    assert mas.options({}).decay_factor == mas.options({"decay_factor": 1}).decay_factor == 1.0  # the default
+    assert mas.options({"mode": "online", "decay_factor": 0.9}).decay_factor == 0.9
+
+
 @pytest.mark.parametrize("name, text, message", [
     ("", None, "a folder, not a config file"),                        # --config DIR
     ("base.yaml", b"base: .\n", "a folder, not a config file"),       # base: names its own folder

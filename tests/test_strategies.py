@@ -118,8 +118,8 @@ def test_every_other_strategy_runs_end_to_end(tmp_path, strategy):
 
 def test_unknown_strategy_and_options_are_one_line_errors(tmp_path, capsys):
     assert run_bench(["--strategy", "magic", "--out", str(tmp_path)]) == 1
-    assert "unknown strategy 'magic' (known: agem, der, ewc, ewc_replay, joint, lwf, mas, naive, replay, si, " \
-           "single_task; compose with '+', e.g. ewc+replay)" in capsys.readouterr().err
+    assert "unknown strategy 'magic' (known: agem, der, ewc, ewc_replay, joint, lwf, mas, merge, naive, replay, " \
+           "si, single_task; compose with '+', e.g. ewc+replay)" in capsys.readouterr().err
     assert run_bench(["--strategy", "ewc", "--out", str(tmp_path), "--set", "strategy.options.lambda=3"]) == 1
     assert "unknown key(s) lambda" in capsys.readouterr().err
 
