@@ -181,7 +181,8 @@ def _final_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
     return {task: dict(zip(rows["metric"], rows["value"])) for task, rows in last.groupby("eval_task")}
 
 
-def test_eval_py_names_a_factory_it_cannot_import(synthetic_root, tmp_path):
+def test_eval_py_names_a_factory_it_cannot_import(synthetic_root, tmp_path, capsys):
+    from cl_bench.cli.eval_command import main as eval_main  # eval.py's main, in-process (the script: above)
     from cl_bench.model.weights_file import save_weights
 
     config = Config()
@@ -192,7 +193,7 @@ def test_eval_py_names_a_factory_it_cannot_import(synthetic_root, tmp_path):
                           ("tests.test_own_model:no_such", "tests.test_own_model has no no_such")):
         payload["model"]["factory"] = factory
         torch.save(payload, tmp_path / "bad.pt")
-        result = _run("eval.py", "--weights", str(tmp_path / "bad.pt"), "--data_root", str(synthetic_root))
-        assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and factory in lines[0] and says in lines[0], result.stderr
+        assert eval_main(["--weights", str(tmp_path / "bad.pt"), "--data_root", str(synthetic_root)]) == 1
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and factory in lines[0] and says in lines[0], err
