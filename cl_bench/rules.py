@@ -54,6 +54,8 @@ def setting_key(config: Mapping[str, Any]) -> str:
     values = result_settings(dict(config))
     values.pop("strategy", None)
     (values.get("run") or {}).pop("seed", None)
+    # single_task stages train every part at its default (training.part_rates): the same reference
+    (values.get("train") or {}).pop("part_lr_per_task", None)
     return json.dumps(values, sort_keys=True, default=str)
 
 

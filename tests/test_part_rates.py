@@ -12,6 +12,7 @@ from cl_bench.config import PartRates, apply_set, load_config
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.run_id import run_id_for
 from cl_bench.experiment.runner import assemble
+from cl_bench.training.lr_schedule import parameter_groups
 from strategies import get_strategy
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
@@ -49,3 +50,42 @@ def test_a_frozen_part_keeps_its_weights_and_statistics_while_the_others_learn(t
     assert same("backbone", 0, 2) and same("neck", 1, 2)
     assert not same("neck", 0, 1) and not same("head", 0, 1) and not same("head", 1, 2)
     assert all(p.requires_grad for p in run.model.parameters())  # every part learns again after its stage
+
+
+def test_a_stage_restarting_from_the_initial_weights_trains_every_part_at_its_default():
+    from types import SimpleNamespace
+
+    from cl_bench.training.part_rates import PartRatesPlugin
+
+    model = build_model_small()
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.1), lr=1.0)
+    plugin = PartRatesPlugin({"seg": PartRates(backbone=0.0)})
+    strategy = SimpleNamespace(model=model, optimizer=optimizer, experience=SimpleNamespace(task_name="seg"))
+    plugin.restart()  # as each single_task stage: the task alone, as usual
+    plugin.before_training_exp(strategy)
+    assert [g["lr_scale"] for g in optimizer.param_groups] == [0.1, 1.0, 1.0]
+    assert all(p.requires_grad for p in model.parameters())
+    plugin.after_training_exp(strategy)
+    plugin.before_training_exp(strategy)  # a stage that continues: the rates apply
+    assert [g["lr_scale"] for g in optimizer.param_groups] == [0.0, 1.0, 1.0]
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_a_run_with_part_rates_has_the_plain_single_task_reference():
+    from cl_bench.dataclass_io import to_dict
+    from cl_bench.rules import setting_key
+
+    plain = load_config(SMOKE)
+    frozen = apply_set(plain, ["train.part_lr_per_task={det: {backbone: 0}}", "strategy.name=der"])
+    assert setting_key(to_dict(plain)) == setting_key(to_dict(frozen))
+
+
+def build_model_small():
+    from cl_bench.config import Config
+    from cl_bench.model import build_model
+    from cl_bench.tasks import build_tasks
+
+    config = Config()
+    tasks = build_tasks(config.tasks)
+    classes = {"seg": [f"s{i}" for i in range(3)], "det": ["a", "b"], "cls": ["x", "y"]}
+    return build_model(config.model, classes, tasks)

@@ -191,7 +191,9 @@ def train_stages(run: Run, log: Callable[[str], None]) -> None:
         stage = run.stages[index]
         if stage.reset_model:
             run.model.load_state_dict(run.initial_state)
-            run.bn_policy.restart()
+            for plugin in run.strategy.plugins:  # those that treat a first experience apart
+                if hasattr(plugin, "restart"):
+                    plugin.restart()
         epochs = stage.epochs(lambda task: config.train.epochs_per_task.get(task, config.train.epochs))
         run.strategy.train_epochs = epochs
         log(f"stage {index + 1}/{len(run.stages)}: {run.spec.name} trains {stage.name} for {epochs} epochs")

@@ -3,7 +3,11 @@ per-part parameter groups (``lr_schedule.parameter_groups``): set when an experi
 cosine schedule every iteration. A part at scale 0 is frozen for the stage: its parameters stop requiring
 gradients (autograd skips its backward pass when nothing before it learns, AdamW its weight decay) and
 its BatchNorm layers stay in eval mode; both are restored when the stage ends, before the strategies'
-own end-of-stage work (importances, distillation targets) that needs gradients."""
+own end-of-stage work (importances, distillation targets) that needs gradients.
+
+A stage that restarts from the initial weights (each ``single_task`` stage) trains every part at its
+default: the single-task reference of a run that freezes parts is the task trained alone as usual, never
+a task learned with the continual run's handicaps (``rules.setting_key`` leaves the part rates out)."""
 
 from __future__ import annotations
 
@@ -19,9 +23,15 @@ class PartRatesPlugin(SupervisedPlugin):
         self.per_task = per_task
         self._frozen: list[nn.Module] = []
         self._requires_grad: dict[int, bool] = {}
+        self._restarted = False
+
+    def restart(self) -> None:
+        """The model went back to its initial weights: the next experience trains every part at its default."""
+        self._restarted = True
 
     def before_training_exp(self, strategy, **kwargs):
-        rates = self.per_task.get(strategy.experience.task_name)
+        rates = None if self._restarted else self.per_task.get(strategy.experience.task_name)
+        self._restarted = False
         parts = strategy.model.parts()
         self._frozen = []
         for group in strategy.optimizer.param_groups:
