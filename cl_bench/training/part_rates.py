@@ -21,7 +21,7 @@ class PartRatesPlugin(SupervisedPlugin):
     def __init__(self, per_task: dict[str, PartRates]):
         super().__init__()
         self.per_task = per_task
-        self._frozen: list[nn.Module] = []
+        self._frozen_norms: list[nn.Module] = []  # the frozen parts' BatchNorm layers
         self._requires_grad: dict[int, bool] = {}
         self._restarted = False
 
@@ -33,7 +33,7 @@ class PartRatesPlugin(SupervisedPlugin):
         rates = None if self._restarted else self.per_task.get(strategy.experience.task_name)
         self._restarted = False
         parts = strategy.model.parts()
-        self._frozen = []
+        self._frozen_norms = []
         for group in strategy.optimizer.param_groups:
             group.setdefault("default_lr_scale", group.get("lr_scale", 1.0))
             scale = getattr(rates, group.get("part", ""), None) if rates is not None else None
@@ -43,17 +43,16 @@ class PartRatesPlugin(SupervisedPlugin):
                     self._requires_grad.setdefault(id(p), p.requires_grad)
                     p.requires_grad_(False)
                 if group["part"] in parts:
-                    self._frozen.append(parts[group["part"]])
+                    self._frozen_norms += [m for m in parts[group["part"]].modules()
+                                           if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def before_training_iteration(self, strategy, **kwargs):
-        for part in self._frozen:  # after any plugin that switched the model to train mode
-            for module in part.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        for norm in self._frozen_norms:  # after any plugin that switched the model to train mode
+            norm.eval()
 
     def after_training_exp(self, strategy, **kwargs):
         for group in strategy.optimizer.param_groups:
             for p in group["params"]:
                 if id(p) in self._requires_grad:
                     p.requires_grad_(self._requires_grad[id(p)])
-        self._requires_grad, self._frozen = {}, []
+        self._requires_grad, self._frozen_norms = {}, []
