@@ -80,6 +80,20 @@ def test_the_reference_grid_file_plans_every_strategy_at_the_recipe():
     assert {(r.config.data.image_size, r.config.data.tune_split) for r in runs} == {(320, 0)}
 
 
+def test_the_lite0_reference_grids_plan_the_recipe_its_runner_up_and_the_references():
+    spec, runs = plan_grid_file("reference_lite0.yaml")
+    base_spec, baselines = plan_grid_file("reference_lite0_baselines.yaml")
+    assert spec.declared == {"lwf+der": [0, 1, 2, 3, 4], "der": [0, 1, 2, 3, 4]}
+    assert base_spec.declared == {name: [0, 1, 2] for name in ("single_task", "joint", "naive")}
+    everything = runs + baselines
+    assert len({r.run_id for r in everything}) == 19 == 2 * 5 + 3 * 3
+    # the recipe at 224 px on Lite0, trained on all of train and reported on val, into one folder
+    assert {(r.config.model.backbone, r.config.data.image_size, r.config.data.tune_split, r.config.run.out)
+            for r in everything} == {("efficientnet_lite0", 224, 0, "results/reference_lite0")}
+    assert {r.config.strategy.options["der"]["mem_size"] for r in runs} == {480}
+    assert {str(r.config.strategy.options) for r in baselines} == {"{}"}
+
+
 def test_flags_override_the_grid_file():
     args = build_parser("grid").parse_args(["grid", str(ROOT / "experiments" / "grids" / "smoke.yaml"),
                                             "--epochs", "1", "--seeds", "3"])
