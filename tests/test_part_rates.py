@@ -4,15 +4,21 @@ its stage (weights and BatchNorm statistics), the others learn, and every part l
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from cl_bench.config import PartRates, apply_set, load_config
+from cl_bench.config import ModelConfig, PartRates, apply_set, load_config
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.run_id import run_id_for
 from cl_bench.experiment.runner import assemble
+from cl_bench.model import build_model
+from cl_bench.rules import setting_key
+from cl_bench.tasks import build_tasks
 from cl_bench.training.lr_schedule import parameter_groups
+from cl_bench.training.part_rates import PartRatesPlugin
 from strategies import get_strategy
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
@@ -53,11 +59,8 @@ def test_a_frozen_part_keeps_its_weights_and_statistics_while_the_others_learn(t
 
 
 def test_a_stage_restarting_from_the_initial_weights_trains_every_part_at_its_default():
-    from types import SimpleNamespace
-
-    from cl_bench.training.part_rates import PartRatesPlugin
-
-    model = build_model_small()
+    classes = {"seg": [f"s{i}" for i in range(3)], "det": ["a", "b"], "cls": ["x", "y"]}
+    model = build_model(ModelConfig(), classes, build_tasks())
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.1), lr=1.0)
     plugin = PartRatesPlugin({"seg": PartRates(backbone=0.0)})
     strategy = SimpleNamespace(model=model, optimizer=optimizer, experience=SimpleNamespace(task_name="seg"))
@@ -72,20 +75,7 @@ def test_a_stage_restarting_from_the_initial_weights_trains_every_part_at_its_de
 
 
 def test_a_run_with_part_rates_has_the_plain_single_task_reference():
-    from cl_bench.dataclass_io import to_dict
-    from cl_bench.rules import setting_key
-
     plain = load_config(SMOKE)
     frozen = apply_set(plain, ["train.part_lr_per_task={det: {backbone: 0}}", "strategy.name=der"])
     assert setting_key(to_dict(plain)) == setting_key(to_dict(frozen))
 
-
-def build_model_small():
-    from cl_bench.config import Config
-    from cl_bench.model import build_model
-    from cl_bench.tasks import build_tasks
-
-    config = Config()
-    tasks = build_tasks(config.tasks)
-    classes = {"seg": [f"s{i}" for i in range(3)], "det": ["a", "b"], "cls": ["x", "y"]}
-    return build_model(config.model, classes, tasks)
