@@ -54,8 +54,11 @@ def setting_key(config: Mapping[str, Any]) -> str:
     values = result_settings(dict(config))
     values.pop("strategy", None)
     (values.get("run") or {}).pop("seed", None)
-    # single_task stages train every part at its default (training.part_rates): the same reference
-    (values.get("train") or {}).pop("part_lr_per_task", None)
+    # single_task stages each restart from the initial weights: every part trains at its default
+    # (training.part_rates) and each stage is a first experience for the BN policy, so neither changes
+    # the reference
+    for key in ("part_lr_per_task", "bn_policy"):
+        (values.get("train") or {}).pop(key, None)
     return json.dumps(values, sort_keys=True, default=str)
 
 

@@ -19,12 +19,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cl_bench.config import Config, DataConfig, load_config
+from cl_bench.config import BN_POLICIES, Config, DataConfig, apply_set, load_config
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.checkpoints import load_checkpoint
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.model import build_model
 from cl_bench.model.batchnorm_stats import snapshot_stats
+from cl_bench.rules import setting_key
 from cl_bench.tasks import build_tasks
 from cl_bench.training.batchnorm_policy import BatchNormPolicyPlugin
 from cl_bench.training.criterion import MultiTaskCriterion
@@ -215,17 +217,21 @@ def test_bn_freeze_after_first_keeps_statistics():
 
 def test_single_task_stages_are_each_a_first_experience_for_the_bn_policy(tmp_path):
     """Each single_task stage restarts from the initial weights, so freezing BN statistics "after
-    the first experience" never applies: the run equals one with statistics always trained."""
+    the first experience" never applies and each task's own statistics are the ones it trained: the
+    run equals one with statistics always trained (the policy leaves the rule's setting key)."""
     matrices = {}
-    for policy in ("train", "freeze_after_first"):
+    for policy in BN_POLICIES:
         config = load_config(SMOKE)
         config.strategy.name, config.train.bn_policy, config.train.epochs = "single_task", policy, 1
         config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / policy), "none", 0
         run = run_experiment(config, log=lambda _: None)
         matrices[policy] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0)
                             for m in ("mIoU", "mAP", "top1")}
-    for metric, matrix in matrices["train"].items():
-        pd.testing.assert_frame_equal(matrix, matrices["freeze_after_first"][metric])
+    for policy in ("freeze_after_first", "per_task"):
+        for metric, matrix in matrices["train"].items():
+            pd.testing.assert_frame_equal(matrix, matrices[policy][metric])
+    keys = {setting_key(to_dict(apply_set(load_config(SMOKE), [f"train.bn_policy={p}"]))) for p in BN_POLICIES}
+    assert len(keys) == 1
 
 
 def test_bn_per_task_statistics_are_swapped_in_for_evaluation():
