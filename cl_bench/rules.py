@@ -48,18 +48,27 @@ def rule_definition(rule: str, threshold_pct: float) -> str:
     return RULE_DEFINITIONS[rule].format(threshold=threshold_pct)
 
 
-def setting_key(config: Mapping[str, Any]) -> str:
-    """What a run's results depend on but its strategy, options and seed (``config``: a config.yaml
-    as a dict): a ``single_task`` run with the same key is the reference of the others."""
+# single_task stages each restart from the initial weights: every part trains at its default
+# (training.part_rates) and each stage is a first experience for the BN policy, so neither changes
+# the reference
+_NOT_IN_REFERENCE = ("part_lr_per_task", "bn_policy")
+
+
+def settings_but_seed(config: Mapping[str, Any], leave_out: Sequence[str] = ()) -> str:
+    """Every result-changing setting but the strategy and seed, as JSON (``config``: a config.yaml
+    as a dict), without the ``train`` keys in ``leave_out``."""
     values = result_settings(dict(config))
     values.pop("strategy", None)
     (values.get("run") or {}).pop("seed", None)
-    # single_task stages each restart from the initial weights: every part trains at its default
-    # (training.part_rates) and each stage is a first experience for the BN policy, so neither changes
-    # the reference
-    for key in ("part_lr_per_task", "bn_policy"):
+    for key in leave_out:
         (values.get("train") or {}).pop(key, None)
     return json.dumps(values, sort_keys=True, default=str)
+
+
+def setting_key(config: Mapping[str, Any]) -> str:
+    """What a run's ``single_task`` reference depends on (``config``: a config.yaml as a dict): a
+    ``single_task`` run with the same key is the reference of the others."""
+    return settings_but_seed(config, _NOT_IN_REFERENCE)
 
 
 def single_task_verdict(finals: Mapping[str, float | None], references: Mapping[str, float] | None,

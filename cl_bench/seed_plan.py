@@ -22,17 +22,18 @@ from filelock import FileLock
 
 from cl_bench.atomic import write_text
 from cl_bench.errors import CLBenchError, first_line
-from cl_bench.rules import setting_key
+from cl_bench.rules import settings_but_seed
 from cl_bench.yaml_io import load_yaml
 
 PLAN_FILE = "seed_plan.json"
 
 
 def group_key(config: Mapping[str, Any]) -> str:
-    """A group's identity: its strategy and options and ``rules.setting_key`` (a config.yaml as a dict)."""
+    """A group's identity: its strategy and options and every other result-changing setting but the
+    seed (a config.yaml as a dict)."""
     strategy = config.get("strategy") or {}
-    text = json.dumps([strategy.get("name"), strategy.get("options") or {}, setting_key(config)], sort_keys=True,
-                      default=str)
+    text = json.dumps([strategy.get("name"), strategy.get("options") or {}, settings_but_seed(config)],
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -9,8 +9,13 @@ import pytest
 
 from cl_bench.cli import build_parser
 from cl_bench.cli.grid_command import plan_from_args
+from cl_bench.config import apply_set, load_config
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
-from cl_bench.seed_plan import PLAN_FILE, read_plan, record_plan, seeds_note
+from cl_bench.rules import setting_key
+from cl_bench.seed_plan import PLAN_FILE, group_key, read_plan, record_plan, seeds_note
+
+SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
 
 
 def test_seeds_added_before_any_result_join_the_plan_and_after_one_are_an_extension(tmp_path):
@@ -47,3 +52,14 @@ def test_a_grid_file_fixes_each_strategys_seeds_before_the_flags_run_some(tmp_pa
     spec, runs, _ = plan_from_args(build_parser("grid").parse_args(["grid", str(grid), "--seeds", "0",
                                                                    "--out", str(tmp_path)]))
     assert len(runs) == 2 and spec.declared == {"naive": [0, 1], "ewc": [0, 1, 2, 3]}
+
+
+def test_groups_differing_only_in_what_single_task_ignores_keep_their_own_plans():
+    """Part rates and the BN policy leave the single_task reference's key, never a group's identity."""
+    plain = load_config(SMOKE)
+    keys, references = set(), set()
+    for change in ([], ["train.part_lr_per_task={det: {backbone: 0}}"], ["train.bn_policy=per_task"]):
+        config = to_dict(apply_set(plain, change))
+        keys.add(group_key(config))
+        references.add(setting_key(config))
+    assert len(keys) == 3 and len(references) == 1
