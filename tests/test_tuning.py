@@ -35,6 +35,10 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
         summary = json.loads((out / row["run_id"] / "summary.json").read_text())
         assert row["seg mIoU final"] == round(summary["tasks"]["seg"]["final"], 4)
         assert row["det mAP50 base"] == round(summary["secondary"]["tasks"]["det"]["base"], 4)
+        low, high = summary["intervals"]["tasks"]["seg"]["mIoU"]["drop_rel_pct"]
+        assert row["seg drop % interval"] == f"[{round(low, 1)}, {round(high, 1)}]"
+        low, high = summary["intervals"]["tasks"]["cls"]["top1"]["final"]
+        assert row["cls top1 final interval"] == f"[{round(low, 4)}, {round(high, 4)}]"
         assert row["pass (own_base)"] == ("yes" if summary["pass"] else "no")
         assert row["pass (single_task)"] == "no reference"  # no single_task run beside it
         assert summary["evaluated_on"].startswith("tune split: 4 images per task")
@@ -44,6 +48,9 @@ def test_tune_trains_each_setting_once_and_tabulates_its_summary(tmp_path, synth
     assert run_bench(["tune", str(start), "--out", str(out), "--tune-split", "4"]) == 0
     assert "already finished" in capsys.readouterr().out
     assert pd.read_csv(out / "tuning.csv").equals(table)  # the earlier search's row of lr is kept
+    table.drop(columns=["seg drop % interval"]).to_csv(out / "tuning.csv", index=False)  # an older table
+    assert run_bench(["tune", str(start), "--out", str(out), "--tune-split", "4"]) == 0
+    assert pd.read_csv(out / "tuning.csv").equals(table)  # lr's row rebuilt from its summary, interval back
 
 
 def test_the_tune_split_is_held_out_of_training_and_the_same_for_every_run(synthetic_root):

@@ -63,7 +63,8 @@ class RunRecord:
                  "image_size": config.data.image_size, "strategy_options": self.strategy_options,
                  "classes": self.classes, "environment": self.environment,
                  "intervals": {"confidence": config.run.confidence, "resamples": config.run.bootstrap_resamples,
-                               "unit": "val images, resampled with replacement (paired for base and final)",
+                               "unit": "evaluated images (see evaluated_on), resampled with replacement "
+                                       "(paired for base and final)",
                                "tasks": self.intervals}}
         reference = reference_finals(Path(config.run.out), load_yaml((run_dir / "config.yaml").read_text()),
                                      results.primary_metrics())
