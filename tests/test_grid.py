@@ -24,6 +24,7 @@ import torch
 from cl_bench.cli import build_parser, main
 from cl_bench.cli.grid_command import plan_from_args
 from cl_bench.config import apply_set, load_config
+from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.checkpoints import CHECKPOINT
 from cl_bench.experiment.runner import run_experiment
@@ -31,6 +32,7 @@ from cl_bench.grid import driver
 from cl_bench.grid.driver import GridOptions, run_grid
 from cl_bench.grid.plan import GridSpec, parse_set, plan_runs
 from cl_bench.grid.worker import PID_FILE, staging_folder
+from cl_bench.rules import setting_key
 from strategies import STRATEGIES
 from tests.builders import read_runs
 
@@ -80,18 +82,26 @@ def test_the_reference_grid_file_plans_every_strategy_at_the_recipe():
     assert {(r.config.data.image_size, r.config.data.tune_split) for r in runs} == {(320, 0)}
 
 
-def test_the_lite0_reference_grids_plan_the_recipe_its_runner_up_and_the_references():
+def test_the_lite0_reference_grids_plan_the_recipe_its_runner_up_naive_and_the_references():
     spec, runs = plan_grid_file("reference_lite0.yaml")
     base_spec, baselines = plan_grid_file("reference_lite0_baselines.yaml")
+    naive_spec, naive = plan_grid_file("reference_lite0_naive.yaml")
     assert spec.declared == {"lwf+der": [0, 1, 2, 3, 4], "der": [0, 1, 2, 3, 4]}
-    assert base_spec.declared == {name: [0, 1, 2] for name in ("single_task", "joint", "naive")}
-    everything = runs + baselines
+    assert base_spec.declared == {name: [0, 1, 2] for name in ("single_task", "joint")}
+    assert naive_spec.declared == {"naive": [0, 1, 2]}
+    everything = runs + baselines + naive
     assert len({r.run_id for r in everything}) == 19 == 2 * 5 + 3 * 3
     # the recipe at 224 px on Lite0, trained on all of train and reported on val, into one folder
     assert {(r.config.model.backbone, r.config.data.image_size, r.config.data.tune_split, r.config.run.out)
             for r in everything} == {("efficientnet_lite0", 224, 0, "results/reference_lite0")}
     assert {r.config.strategy.options["der"]["mem_size"] for r in runs} == {480}
-    assert {str(r.config.strategy.options) for r in baselines} == {"{}"}
+    assert {str(r.config.strategy.options) for r in baselines + naive} == {"{}"}
+    # the references run at the first candidate's file: it differs from the recipe only in part rates,
+    # which single_task and joint do not apply, so they are the recipe's references (same rule key)
+    assert {setting_key(to_dict(r.config)) for r in baselines if r.config.strategy.name == "single_task"} == {
+        setting_key(to_dict(r.config)) for r in runs + naive}
+    assert {str(r.config.train.part_lr_per_task) for r in runs + naive} != {
+        str(r.config.train.part_lr_per_task) for r in baselines}
 
 
 def test_flags_override_the_grid_file():
