@@ -27,6 +27,7 @@ from cl_bench.config import apply_set, load_config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.experiment.checkpoints import CHECKPOINT
+from cl_bench.experiment.run_id import run_id_for
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.grid import driver
 from cl_bench.grid.driver import GridOptions, run_grid
@@ -94,7 +95,8 @@ def test_the_lite0_reference_grids_plan_the_recipe_its_runner_up_naive_and_the_r
     # the recipe at 224 px on Lite0, trained on all of train and reported on val, into one folder
     assert {(r.config.model.backbone, r.config.data.image_size, r.config.data.tune_split, r.config.run.out)
             for r in everything} == {("efficientnet_lite0", 224, 0, "results/reference_lite0")}
-    assert {r.config.strategy.options["der"]["mem_size"] for r in runs} == {480}
+    assert {(r.config.strategy.options["der"]["mem_size"], r.config.strategy.options["der"]["per_task_per_step"])
+            for r in runs} == {(480, 4)}
     assert {str(r.config.strategy.options) for r in baselines + naive} == {"{}"}
     # the references run at the first candidate's file: it differs from the recipe only in part rates,
     # which single_task and joint do not apply, so they are the recipe's references (same rule key)
@@ -102,6 +104,13 @@ def test_the_lite0_reference_grids_plan_the_recipe_its_runner_up_naive_and_the_r
         setting_key(to_dict(r.config)) for r in runs + naive}
     assert {str(r.config.train.part_lr_per_task) for r in runs + naive} != {
         str(r.config.train.part_lr_per_task) for r in baselines}
+
+
+@pytest.mark.parametrize(("candidate", "run_id"), [("reference_lite0_c07.yaml", "lwf+der_seg-det-cls_s0_c2ea33fc"),
+                                               ("reference_lite0_c12.yaml", "lwf+der_seg-det-cls_s0_af866274")])
+def test_the_lite0_candidates_keep_the_ids_of_their_val_runs(candidate: str, run_id: str):
+    config = load_config(ROOT / "experiments" / candidate)
+    assert run_id_for(config) == run_id and (ROOT / "results" / "reference_lite0" / run_id / "summary.json").is_file()
 
 
 def test_flags_override_the_grid_file():
