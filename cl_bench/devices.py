@@ -26,9 +26,27 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    """The GPU's name, or ``CPU (<model name>)``: machines of one kind differ by up to 2x in speed."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return "CPU"
+    return f"CPU ({cpu_model()})"
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name from Linux's ``/proc/cpuinfo``, else what ``platform`` knows."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine(device: torch.device) -> str:
+    """Where a stage trained: the device and, on CPU, the threads torch used."""
+    return describe(device) if device.type == "cuda" else f"{describe(device)}, {torch.get_num_threads()} threads"
 
 
 LIBRARIES = ("torch", "torchvision", "avalanche-lib", "pycocotools")

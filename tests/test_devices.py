@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cl_bench.devices import code_version, environment, resolve_device
+from cl_bench.devices import code_version, cpu_model, environment, machine, resolve_device
 from cl_bench.errors import CLBenchError
 
 
@@ -30,9 +30,18 @@ def test_code_version_is_the_commit_and_says_when_python_files_changed(tmp_path)
 
 def test_environment_names_device_code_and_libraries():
     env = environment(torch.device("cpu"))
-    assert env["device"] == "CPU"
+    assert env["device"] == f"CPU ({cpu_model()})"
     assert env["cl_bench"]
     assert env["torch"].startswith(torch.__version__.split("+")[0])
+
+
+def test_the_cpu_is_named_by_its_model_and_threads(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC"
+    assert cpu_model(tmp_path / "absent") not in ("", "AMD EPYC")  # what platform knows, never empty
+    assert machine(torch.device("cpu")) == f"CPU ({cpu_model()}), {torch.get_num_threads()} threads"
 
 
 def test_unavailable_devices_are_one_line_errors():

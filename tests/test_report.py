@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 
 from cl_bench.config import load_config
-from cl_bench.devices import code_version
+from cl_bench.devices import code_version, machine
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.report.collect import load_results
 from cl_bench.report.selection import select_run
@@ -68,6 +69,7 @@ def test_report_writes_every_table_and_figure(report):
         assert heading in text, heading
     assert "INFO" in (report / "tables" / "constraints.md").read_text()  # latency measured on the CPU
     assert f"**Code** (cl_bench git commit) of the runs: {code_version()} (4 runs)." in text
+    assert f"**Device** of the runs: {machine(torch.device('cpu'))}" in text  # every stage's machine
 
 
 def test_report_tables_are_mean_and_std_over_seeds(report, runs):

@@ -36,7 +36,7 @@ class RunRecord:
     evaluated_on: str  # the split the metrics are measured on (val, or the tune split)
     records: list[dict[str, Any]]  # metric records: train_exp, eval_task, metric, value
     losses: list[dict[str, Any]]  # mean loss terms: train_exp, task, term, value
-    timings: list[dict[str, Any]]  # per stage: stage, task, epochs, train_s, eval_s
+    timings: list[dict[str, Any]]  # per stage: stage, task, epochs, train_s, eval_s, machine
     params: int
     environment: dict[str, str]
     intervals: dict[str, Any]  # per task and metric: bootstrap intervals of base, final, drop; boot_pass_share

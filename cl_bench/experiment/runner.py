@@ -29,7 +29,7 @@ from cl_bench import results
 from cl_bench.atomic import check_writable, remove_stale_temporaries, write_text
 from cl_bench.config import Config
 from cl_bench.dataclass_io import to_dict
-from cl_bench.devices import code_version, environment, resolve_device
+from cl_bench.devices import code_version, environment, machine, resolve_device
 from cl_bench.digest import sha256_file
 from cl_bench.evaluation import MultiTaskEvalMetric
 from cl_bench.experiment.checkpoints import (
@@ -202,7 +202,8 @@ def train_stages(run: Run, log: Callable[[str], None]) -> None:
         trained = time.perf_counter()
         run.strategy.eval(stage.evaluate, **loader_args)
         run.timings.append({"stage": index, "task": stage.name, "epochs": epochs,
-                            "train_s": trained - began, "eval_s": time.perf_counter() - trained})
+                            "train_s": trained - began, "eval_s": time.perf_counter() - trained,
+                            "machine": machine(run.strategy.device)})
         if config.run.checkpoints:
             save_checkpoint(run.run_dir, {
                 "run_id": run.run_id, "completed": index, "model": run.model.state_dict(),

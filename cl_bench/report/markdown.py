@@ -45,10 +45,15 @@ def _part_rates(per_task: dict) -> str:
 
 
 def _environments(results: Results) -> tuple[str, str]:
-    """Devices and library versions the runs recorded (runs made before they were recorded say so)."""
+    """Devices (each stage's machine where the runs recorded it) and library versions the runs recorded
+    (runs made before they were recorded say so)."""
     envs = [summary.get("environment") for summary in results.summaries.values()]
     recorded = [env for env in envs if env]
-    devices = _text(list(dict.fromkeys(env["device"] for env in recorded))) if recorded else "not recorded"
+    machines = []
+    for summary, env in zip(results.summaries.values(), envs):
+        stages = [timing["machine"] for timing in summary.get("timings", []) if "machine" in timing]
+        machines += stages or ([env["device"]] if env else [])
+    devices = _text(list(dict.fromkeys(machines))) if machines else "not recorded"
     versions = list(dict.fromkeys(
         f"Python {env['python']}, " + ", ".join(f"{name} {env[name]}" for name in LIBRARIES) for env in recorded))
     return devices, _text(versions) if versions else "not recorded"
