@@ -52,13 +52,15 @@ def test_unavailable_devices_are_one_line_errors():
             resolve_device("cuda")
 
 
-def test_a_run_records_the_code_version_read_before_training(tmp_path, monkeypatch):
-    """The version is the code the run imported, not the checkout's state when the run ends."""
+def test_a_run_records_the_code_version_its_process_imported(tmp_path, monkeypatch):
+    """The version is the code the process imported, not the checkout's state when a run starts or ends
+    (a grid's Ray worker runs several runs with the modules it imported for the first)."""
     from cl_bench.config import load_config
     from cl_bench.experiment import runner
 
-    versions = iter(["abc1234", "def5678-dirty"])
-    monkeypatch.setattr(runner, "code_version", lambda: next(versions))
+    assert code_version() == runner.IMPORTED_CODE  # read when the module was imported
+    monkeypatch.setattr(runner, "IMPORTED_CODE", "abc1234")
+    monkeypatch.setattr(runner, "code_version", lambda: "def5678-dirty")  # the checkout moved on
     config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml")
     config.train.epochs, config.run.out, config.run.logger = 1, str(tmp_path), "none"
     outcome = runner.run_experiment(config, log=lambda _: None)

@@ -60,6 +60,10 @@ from scenarios.benchmark import TaskIncrementalBenchmark, build_benchmark
 from scenarios.check import validate_data
 from strategies import StrategyContext, StrategySpec, get_strategy
 
+# The code this process imported, read once: a process that runs several runs (a Ray worker of a grid)
+# keeps its modules while the checkout moves on, so the checkout's state at a later run's start is not it.
+IMPORTED_CODE = code_version()
+
 
 @dataclass
 class RunOutcome:
@@ -185,8 +189,7 @@ def loader_arguments(config: Config, device: torch.device) -> dict[str, Any]:
 def train_stages(run: Run, log: Callable[[str], None]) -> None:
     """Train and evaluate every stage not yet completed, checkpointing after each."""
     config, loader_args = run.config, loader_arguments(run.config, run.strategy.device)
-    # the code this process imported, read before training (the checkout may change while it runs)
-    run.code = _code_versions(run.code, code_version())
+    run.code = _code_versions(run.code, IMPORTED_CODE)
     for index in range(run.start, len(run.stages)):
         stage = run.stages[index]
         if stage.reset_model:
@@ -224,7 +227,7 @@ def finish(run: Run) -> dict[str, Any]:
     record = RunRecord(config, run.run_id, run.spec.schedule, benchmark.tasks, benchmark.classes,
                        benchmark.source.description, benchmark.evaluated_on, run.metric.records,
                        run.loss_log.history, run.timings, run.model.parameter_counts()["total"],
-                       {**environment(run.strategy.device), "cl_bench": " then ".join(run.code) or code_version(),
+                       {**environment(run.strategy.device), "cl_bench": " then ".join(run.code) or IMPORTED_CODE,
                         **backbone_provenance(config)}, intervals, recorded_options(run.spec, run.options))
     summary = record.write(run.run_dir)
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
