@@ -335,8 +335,8 @@ def runs_table(results: Results) -> Table:
                          "final / single-task": [_number(v, ".3f") for v in runs["final_vs_single_task"]],
                          **{metric_label(m): [_number(v, ".4f") for v in runs[f"final_{m}"]]
                             for m in reported_metrics()}})
-    return Table("runs", "Every run", data, view, "One row per finished run (results/runs.csv). Bonus: every "
-                 "final at or above its single-task reference / its own base.")
+    return Table("runs", "Every run", data, view, "One row per finished run (runs.csv in the results folder). "
+                 "Bonus: every final at or above its single-task reference / its own base.")
 
 
 def build_tables(results: Results, latency: Latency | None, rule: str) -> list[Table]:
