@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ from cl_bench.config import load_config
 from cl_bench.devices import code_version, machine
 from cl_bench.experiment.runner import run_experiment
 from cl_bench.report.collect import load_results
+from cl_bench.report.markdown import _code_versions
 from cl_bench.report.selection import select_run
 from run_bench import main as run_bench
 from scenarios.layout import resolve_data
@@ -70,6 +72,13 @@ def test_report_writes_every_table_and_figure(report):
     assert "INFO" in (report / "tables" / "constraints.md").read_text()  # latency measured on the CPU
     assert f"**Code** (cl_bench git commit) of the runs: {code_version()} (4 runs)." in text
     assert f"**Device** of the runs: {machine(torch.device('cpu'))}" in text  # every stage's machine
+
+
+def test_the_code_line_counts_one_run_in_the_singular():
+    summaries = {"a": {"environment": {"cl_bench": "abc1234"}}, "b": {"environment": {"cl_bench": "def5678"}},
+                 "c": {"environment": {"cl_bench": "def5678"}}, "d": {}}
+    assert _code_versions(SimpleNamespace(summaries=summaries)) == (
+        "abc1234 (1 run); def5678 (2 runs); not recorded (1 run)")
 
 
 def test_report_tables_are_mean_and_std_over_seeds(report, runs):

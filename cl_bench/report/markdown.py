@@ -63,7 +63,7 @@ def _code_versions(results: Results) -> str:
     """The cl_bench commits the runs recorded, with how many runs each."""
     commits = Counter((summary.get("environment") or {}).get("cl_bench", "not recorded")
                       for summary in results.summaries.values())
-    return "; ".join(f"{commit} ({count} runs)" for commit, count in commits.items())
+    return "; ".join(f"{commit} ({count} run{'' if count == 1 else 's'})" for commit, count in commits.items())
 
 
 def _distinct(results: Results, *path: str, runs: pd.DataFrame | None = None) -> list[Any]:
