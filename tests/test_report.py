@@ -81,6 +81,15 @@ def test_the_code_line_counts_one_run_in_the_singular():
         "abc1234 (1 run); def5678 (2 runs); not recorded (1 run)")
 
 
+def test_the_same_results_redraw_the_same_figures(results_dir, report, tmp_path):
+    again = tmp_path / "again"
+    assert run_bench(["report", "--results", str(results_dir), "--out", str(again), "--no-latency"]) == 0
+    for name in FIGURES:
+        if name != "constraints":  # carries the latency the first report measured
+            first, second = (folder / "figures" / f"{name}.png" for folder in (report, again))
+            assert first.read_bytes() == second.read_bytes(), name
+
+
 def test_report_tables_are_mean_and_std_over_seeds(report, runs):
     final = pd.read_csv(report / "tables" / "final.csv").set_index("strategy")
     markdown = (report / "tables" / "final.md").read_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,6 +132,17 @@ def ratio_interval(values: pd.Series) -> tuple[float, float]:
     return seed_interval(values, 0.0)
 
 
+def _strips(**kwargs: Any) -> None:
+    """``sns.stripplot`` with its jitter from a fixed seed (seaborn draws it from NumPy's global generator),
+    so the same results redraw the same PNG; the global generator's state is given back."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        sns.stripplot(**kwargs)
+    finally:
+        np.random.set_state(state)
+
+
 def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
     """Final value of each metric per group: bars = mean, error bars = 95 % t interval over seeds
     (a single run: its bootstrap interval over val images, dotted, when it recorded one), dots = runs."""
@@ -140,7 +152,7 @@ def final_bars(runs: pd.DataFrame, palette: Colours, path: Path) -> Path:
         column = f"final_{metric}"
         sns.barplot(data=runs, x="label", y=column, hue="label", order=labels, hue_order=labels, palette=palette,
                     errorbar=metric_interval, capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
-        sns.stripplot(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
+        _strips(data=runs, x="label", y=column, order=labels, color="black", size=3.5, ax=ax)
         for x, label in enumerate(labels):
             single = runs[runs["label"] == label]
             low, high = (f"ci_final_{metric}_lo", f"ci_final_{metric}_hi")
@@ -338,8 +350,8 @@ def single_task_ratio_bars(runs: pd.DataFrame, palette: Colours, threshold_pct: 
     ax = axes[0]
     sns.barplot(data=long, x="task", y="ratio", hue="label", hue_order=labels, palette=palette,
                 errorbar=ratio_interval, capsize=0.1, err_kws={"linewidth": 1.0}, legend=False, ax=ax)
-    sns.stripplot(data=long, x="task", y="ratio", hue="label", hue_order=labels, palette=["black"] * len(labels),
-                  dodge=True, size=2.5, legend=False, ax=ax)
+    _strips(data=long, x="task", y="ratio", hue="label", hue_order=labels, palette=["black"] * len(labels),
+            dodge=True, size=2.5, legend=False, ax=ax)
     ax.axhline(1 - threshold_pct / 100, color="crimson", linestyle="--", linewidth=1.2)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set(xlabel="task (primary metric)", ylabel="final / single-task reference")
