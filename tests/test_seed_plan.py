@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from cl_bench.cli import build_parser
-from cl_bench.cli.grid_command import plan_from_args
+from cl_bench.cli.grid_command import plan_from_args, plan_groups
 from cl_bench.config import apply_set, load_config
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
 from cl_bench.rules import setting_key
 from cl_bench.seed_plan import PLAN_FILE, group_key, read_plan, record_plan, seeds_note
+from cl_bench.yaml_io import load_yaml
 
-SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.yaml"
 
 
 def test_seeds_added_before_any_result_join_the_plan_and_after_one_are_an_extension(tmp_path):
@@ -63,3 +65,15 @@ def test_groups_differing_only_in_what_single_task_ignores_keep_their_own_plans(
         keys.add(group_key(config))
         references.add(setting_key(config))
     assert len(keys) == 3 and len(references) == 1
+
+
+def test_a_grid_plans_each_group_under_the_key_its_finished_runs_record(tmp_path):
+    # the Lite0 recipe writes der's options nested (der: {mem_size: ...}), as lwf+der takes them; a run of der
+    # alone records them flat in its config.yaml, which the report keys its groups by
+    grid = ROOT / "experiments" / "grids" / "reference_lite0.yaml"
+    spec, runs, _ = plan_from_args(build_parser("grid").parse_args(["grid", str(grid), "--out", str(tmp_path)]))
+    keys = {run.run_id: key for run in runs for key, *_ in plan_groups([run], spec, tmp_path)}
+    finished = {run_id: ROOT / "results" / "reference_lite0" / run_id / "config.yaml" for run_id in keys}
+    recorded = {run_id: group_key(load_yaml(path.read_text())) for run_id, path in finished.items() if path.is_file()}
+    assert {run_id.split("_")[0] for run_id in recorded} == {"lwf+der", "der"}
+    assert {run_id: keys[run_id] for run_id in recorded} == recorded
