@@ -13,7 +13,7 @@ from cl_bench.cli.arguments import add_data_arguments, add_model_arguments, conf
 from cl_bench.config import apply_set
 from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError
-from cl_bench.experiment.run_id import canonical_options
+from cl_bench.experiment.run_id import canonical_config
 from cl_bench.grid.plan import (
     MAX_RUNS,
     GridRun,
@@ -158,11 +158,8 @@ def plan_groups(runs: list[GridRun], spec: GridSpec, out: Path) -> list[tuple[st
     finished = finished_seeds(out)
     groups: dict[str, tuple[str, str, list[int], list[int]]] = {}
     for run in runs:
-        name = run.config.strategy.name
-        config = yaml.safe_load(yaml.safe_dump(to_dict(run.config)))
-        # the options in the form the run's config.yaml records them, which the report keys its groups by
-        config["strategy"]["options"] = canonical_options(name, run.config.strategy.options)
-        key = group_key(config)
+        config = canonical_config(yaml.safe_load(yaml.safe_dump(to_dict(run.config))))  # as its config.yaml records it
+        key, name = group_key(config), run.config.strategy.name
         declared = groups.setdefault(key, (key, name, list(spec.declared.get(name, [])), finished.get(key, [])))[2]
         if run.config.run.seed not in declared:
             declared.append(run.config.run.seed)

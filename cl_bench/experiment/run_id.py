@@ -66,8 +66,9 @@ def canonical_options(name: str, options: Any) -> dict[str, Any]:
     return get_strategy(name).canonical(options)
 
 
-def _canonical(values: Any) -> Any:
-    """A config read as a dict, its strategy options as ``canonical_options`` (as they are when unusable)."""
+def canonical_config(values: Any) -> Any:
+    """A config read as a dict, its strategy options as ``canonical_options``, the form a run's config.yaml
+    records (as they are when unusable)."""
     strategy = values.get("strategy") if isinstance(values, dict) else None
     if not (isinstance(strategy, dict) and isinstance(strategy.get("name"), str)):
         return values
@@ -99,7 +100,7 @@ def finished_with(run_dir: Path, config_text: str, options: dict[str, Any]) -> b
     except yaml.YAMLError:
         return False
     if not (isinstance(stored, dict)
-            and result_settings(_canonical(stored)) == result_settings(_canonical(load_yaml(config_text)))):
+            and result_settings(canonical_config(stored)) == result_settings(canonical_config(load_yaml(config_text)))):
         return False
     try:
         recorded = json.loads((run_dir / "summary.json").read_text()).get("strategy_options")
