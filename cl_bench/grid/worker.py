@@ -74,12 +74,22 @@ def execute_run(config: Config, driver_node: str, threads: int, board: Any) -> R
     run_dir = Path(config.run.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
-    board.started.remote(run_id, socket.gethostname(), os.getpid())
+    # A worker's board calls race its result to the driver, which reads the board once the result is in:
+    # the start is on the board before the run begins, and the last line (calls run in order) before it returns.
+    last_call = [board.started.remote(run_id, socket.gethostname(), os.getpid())]
+    ray.get(last_call[0])
     torch.set_num_threads(threads)
+
+    def log(line: str) -> None:
+        last_call[0] = board.note.remote(run_id, line)
+
     try:
-        outcome = run_experiment(config, log=lambda line: board.note.remote(run_id, line))
+        outcome = run_experiment(config, log=log)
     except CLBenchError as error:
-        return RunResult(run_id, error=one_line(error))
+        result = RunResult(run_id, error=one_line(error))
+    else:
+        result = RunResult(run_id, outcome.summary, outcome.skipped, files=result_files(run_dir) if remote else {})
     finally:
         (run_dir / PID_FILE).unlink(missing_ok=True)
-    return RunResult(run_id, outcome.summary, outcome.skipped, files=result_files(run_dir) if remote else {})
+    ray.get(last_call[0])
+    return result
