@@ -260,18 +260,36 @@ def test_killed_worker_is_retried_and_resumes(local_ray, one_by_one, tmp_path):
     assert_same_matrices(run_dir, one_by_one / run.run_id)
 
 
-def test_the_board_holds_an_attempt_and_its_last_line_by_the_time_its_result_is_in(grid_out):
-    """The driver counts attempts and shows log lines from the board once a result is in; a worker's board
-    calls race its result (without waiting on them, a fast attempt missed the board about one time in three)."""
+def test_the_driver_reads_an_attempt_and_its_last_line_off_the_board_once_they_land(grid_out):
+    """The driver counts attempts and shows log lines from the board; a worker's board calls race its result
+    (read as soon as the result was in, a fast attempt was missing from the board about one time in three)."""
     out, statuses = grid_out
     run = statuses[0].run
     board, task = Board.remote(), ray.remote(execute_run)
     for attempt in range(1, 6):  # skipped runs: the fastest attempts there are
-        ray.get(task.remote(task_config(run, out), ray.get_runtime_context().get_node_id(), 1, board))
-        attempts = ray.get(board.snapshot.remote())[run.run_id]
-        assert len(attempts.hosts) == attempt
+        result = ray.get(task.remote(task_config(run, out), ray.get_runtime_context().get_node_id(), 1, board))
+        attempts = driver.board_after(board, result)
+        assert len(attempts.hosts) == attempt and attempts.calls[result.attempt] == result.board_calls
         assert attempts.notes[-1] == f"run {run.run_id} already finished with this config: skipped " \
                                      f"({out / run.run_id / 'summary.json'})"
+
+
+def test_a_worker_never_waits_on_ray(grid_out, monkeypatch):
+    """A task blocked in ray.get or ray.wait lends its CPUs and Ray starts the next run beside it (two
+    2-CPU runs at once on 2 CPUs, as a worker waiting for its board call did): board calls are not waited on."""
+    out, statuses = grid_out
+    run, board, threads = statuses[0].run, Board.remote(), torch.get_num_threads()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a grid worker waited on Ray")
+
+    monkeypatch.setattr(ray, "get", forbidden)
+    monkeypatch.setattr(ray, "wait", forbidden)
+    try:
+        result = execute_run(task_config(run, out), ray.get_runtime_context().get_node_id(), 1, board)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.skipped and result.board_calls == 2  # its start and the skip line
 
 
 def test_two_grids_at_once_keep_every_row(local_ray, grid_out, tmp_path):

@@ -31,13 +31,14 @@ from cl_bench.dataclass_io import to_dict
 from cl_bench.errors import CLBenchError, one_line
 from cl_bench.experiment.run_id import finished_with, resolved_options
 from cl_bench.experiment.run_record import add_runs_row
-from cl_bench.grid.board import Board
+from cl_bench.grid.board import Attempts, Board
 from cl_bench.grid.plan import GridRun
 from cl_bench.grid.progress import Progress
 from cl_bench.grid.status import RunStatus
 from cl_bench.grid.worker import RunResult, execute_run
 
 POLL_S = 1.0  # how often the driver reads the board
+BOARD_WAIT_S = 30.0  # how long a result waits for its attempt's board calls to land
 CANCEL_GRACE_S = 10.0  # how long cancelled tasks get to stop cleanly before they are killed
 PROBE_TIMEOUT_S = 10.0  # how long a HOST:PORT address gets to accept a connection before the grid gives up
 
@@ -116,12 +117,32 @@ def _store(result: RunResult, run: GridRun, out: Path) -> None:
     add_runs_row(task_config(run, out), result.summary)
 
 
-def _finish(status: RunStatus, ref: ray.ObjectRef, out: Path) -> None:
+def _show(status: RunStatus, attempts: Attempts | None, now: float) -> None:
+    """The run's attempts, host, time and log lines as the board has them."""
+    if attempts is not None and attempts.hosts:
+        status.state, status.host, status.attempts = "running", attempts.hosts[-1], len(attempts.hosts)
+        status.elapsed_s, status.notes = now - attempts.started, attempts.notes
+
+
+def board_after(board: ray.actor.ActorHandle, result: RunResult) -> Attempts | None:
+    """The board's record of ``result``'s run once every call of the attempt that returned it has landed
+    (a worker's calls race its result to the driver), or as it is after BOARD_WAIT_S."""
+    deadline = time.monotonic() + BOARD_WAIT_S
+    while True:
+        attempts = ray.get(board.snapshot.remote()).get(result.run_id)
+        landed = attempts is not None and attempts.calls.get(result.attempt, 0) >= result.board_calls
+        if landed or time.monotonic() > deadline:
+            return attempts
+        time.sleep(0.05)
+
+
+def _finish(status: RunStatus, ref: ray.ObjectRef, out: Path, board: ray.actor.ActorHandle) -> None:
     try:
         result: RunResult = ray.get(ref)
     except RayError as error:  # retries used up: the last exception, or the worker's death
         status.state, status.error = "failed", one_line(error)
         return
+    _show(status, board_after(board, result), time.time())
     if result.error is not None:
         status.state, status.error = "failed", result.error
         return
@@ -173,12 +194,9 @@ def run_grid(runs: list[GridRun], options: GridOptions, progress: TextIO | None 
             board_now = ray.get(board.snapshot.remote())
             now = time.time()
             for status in pending.values():
-                attempts = board_now.get(status.run.run_id)
-                if attempts is not None and attempts.hosts:
-                    status.state, status.host, status.attempts = "running", attempts.hosts[-1], len(attempts.hosts)
-                    status.elapsed_s, status.notes = now - attempts.started, attempts.notes
+                _show(status, board_now.get(status.run.run_id), now)
             for ref in ready:
-                _finish(pending.pop(ref), ref, out)
+                _finish(pending.pop(ref), ref, out, board)
             shown.refresh()
     except KeyboardInterrupt:
         if pending:

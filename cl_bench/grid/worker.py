@@ -16,6 +16,7 @@ import signal
 import socket
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class RunResult:
     skipped: bool = False
     error: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    attempt: str = ""  # the attempt's token, and how many board calls it made
+    board_calls: int = 0
 
 
 def staging_folder(out: str) -> Path:
@@ -74,22 +77,22 @@ def execute_run(config: Config, driver_node: str, threads: int, board: Any) -> R
     run_dir = Path(config.run.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
-    # A worker's board calls race its result to the driver, which reads the board once the result is in:
-    # the start is on the board before the run begins, and the last line (calls run in order) before it returns.
-    last_call = [board.started.remote(run_id, socket.gethostname(), os.getpid())]
-    ray.get(last_call[0])
+    # Board calls are not waited on here: a task blocked in ray.get lends its CPUs, and Ray starts the next
+    # run beside it. The result says how many this attempt made; the driver waits until the board has them.
+    attempt, calls = uuid.uuid4().hex, 1  # a retry may run in the same worker process: a token, not the pid
+    board.started.remote(run_id, socket.gethostname(), os.getpid(), attempt)
     torch.set_num_threads(threads)
 
     def log(line: str) -> None:
-        last_call[0] = board.note.remote(run_id, line)
+        nonlocal calls
+        board.note.remote(run_id, attempt, line)
+        calls += 1
 
     try:
         outcome = run_experiment(config, log=log)
     except CLBenchError as error:
-        result = RunResult(run_id, error=one_line(error))
-    else:
-        result = RunResult(run_id, outcome.summary, outcome.skipped, files=result_files(run_dir) if remote else {})
+        return RunResult(run_id, error=one_line(error), attempt=attempt, board_calls=calls)
     finally:
         (run_dir / PID_FILE).unlink(missing_ok=True)
-    ray.get(last_call[0])
-    return result
+    return RunResult(run_id, outcome.summary, outcome.skipped, files=result_files(run_dir) if remote else {},
+                     attempt=attempt, board_calls=calls)
