@@ -10,11 +10,10 @@ import ray
 
 @dataclass
 class Attempts:
-    """What the tasks of one run reported: each attempt's host and pid, the first start, the log lines, and
-    how many calls each attempt (by its token) has made: the driver waits for them all once a result is in."""
+    """What the tasks of one run reported: each attempt's host, the first start, the log lines, and how many
+    calls each attempt (by its token) has made: the driver waits for them all once a result is in."""
 
     hosts: list[str] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)
     started: float = 0.0
     notes: list[str] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
@@ -27,10 +26,9 @@ class Board:
     def __init__(self) -> None:
         self.runs: dict[str, Attempts] = {}
 
-    def started(self, run_id: str, host: str, pid: int, attempt: str) -> None:
+    def started(self, run_id: str, host: str, attempt: str) -> None:
         attempts = self.runs.setdefault(run_id, Attempts(started=time.time()))
         attempts.hosts.append(host)
-        attempts.pids.append(pid)
         attempts.calls[attempt] = attempts.calls.get(attempt, 0) + 1
 
     def note(self, run_id: str, attempt: str, line: str) -> None:

@@ -80,7 +80,7 @@ def execute_run(config: Config, driver_node: str, threads: int, board: Any) -> R
     # Board calls are not waited on here: a task blocked in ray.get lends its CPUs, and Ray starts the next
     # run beside it. The result says how many this attempt made; the driver waits until the board has them.
     attempt, calls = uuid.uuid4().hex, 1  # a retry may run in the same worker process: a token, not the pid
-    board.started.remote(run_id, socket.gethostname(), os.getpid(), attempt)
+    board.started.remote(run_id, socket.gethostname(), attempt)
     torch.set_num_threads(threads)
 
     def log(line: str) -> None:
