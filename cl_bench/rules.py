@@ -67,8 +67,16 @@ def settings_but_seed(config: Mapping[str, Any], leave_out: Sequence[str] = ()) 
 
 def setting_key(config: Mapping[str, Any]) -> str:
     """What a run's ``single_task`` reference depends on (``config``: a config.yaml as a dict): a
-    ``single_task`` run with the same key is the reference of the others."""
-    return settings_but_seed(config, _NOT_IN_REFERENCE)
+    ``single_task`` run with the same key is the reference of the others.
+
+    Positive loss weights (``train.task_weights``) leave the key: a single_task stage trains its task
+    alone, and AdamW's step does not change when the loss is scaled by a positive constant (up to its
+    eps), so the reference is the same run; a weight of 0 (the task does not learn) stays."""
+    values = dict(config)
+    if (values.get("train") or {}).get("task_weights"):
+        weights = values["train"]["task_weights"]
+        values["train"] = values["train"] | {"task_weights": {t: w for t, w in weights.items() if not float(w) > 0}}
+    return settings_but_seed(values, _NOT_IN_REFERENCE)
 
 
 def single_task_verdict(finals: Mapping[str, float | None], references: Mapping[str, float] | None,

@@ -234,6 +234,27 @@ def test_single_task_stages_are_each_a_first_experience_for_the_bn_policy(tmp_pa
     assert len(keys) == 1
 
 
+def test_a_single_task_run_does_not_depend_on_positive_loss_weights(tmp_path):
+    """A single_task stage trains its task alone, and AdamW's step is invariant to a positive scale of
+    the loss: the run with loss weights equals the plain one (up to AdamW's eps), so positive weights
+    leave the rule's setting key (a joint run with weighted losses has the plain single_task reference);
+    a weight of 0 stays in it."""
+    matrices = {}
+    for name, weights in {"plain": {}, "weighted": {"seg": 3.0, "det": 0.5, "cls": 2.0}}.items():
+        config = load_config(SMOKE)
+        config.strategy.name, config.train.task_weights, config.train.epochs = "single_task", weights, 1
+        config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / name), "none", 0
+        run = run_experiment(config, log=lambda _: None)
+        matrices[name] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0)
+                          for m in ("mIoU", "mAP", "top1")}
+    for metric, matrix in matrices["plain"].items():
+        pd.testing.assert_frame_equal(matrix, matrices["weighted"][metric], atol=1e-3, rtol=0)
+    plain = load_config(SMOKE)
+    key = setting_key(to_dict(plain))
+    assert setting_key(to_dict(apply_set(plain, ["strategy.name=joint", "train.task_weights.seg=3"]))) == key
+    assert setting_key(to_dict(apply_set(plain, ["train.task_weights.det=0"]))) != key
+
+
 def test_bn_per_task_statistics_are_swapped_in_for_evaluation():
     model = _bn_model().train()
     plugin = BatchNormPolicyPlugin("per_task")
