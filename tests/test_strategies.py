@@ -215,18 +215,22 @@ def test_bn_freeze_after_first_keeps_statistics():
     assert all(torch.equal(frozen[k], v) for k, v in snapshot_stats(model).items())
 
 
+def _single_task_matrices(out: Path, **train) -> dict[str, pd.DataFrame]:
+    """The metric matrices of a one-epoch single_task run on the smoke with ``train`` settings."""
+    config = load_config(SMOKE)
+    config.strategy.name, config.train.epochs = "single_task", 1
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    config.run.out, config.run.logger, config.run.bootstrap_resamples = str(out), "none", 0
+    run = run_experiment(config, log=lambda _: None)
+    return {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0) for m in ("mIoU", "mAP", "top1")}
+
+
 def test_single_task_stages_are_each_a_first_experience_for_the_bn_policy(tmp_path):
     """Each single_task stage restarts from the initial weights, so freezing BN statistics "after
     the first experience" never applies and each task's own statistics are the ones it trained: the
     run equals one with statistics always trained (the policy leaves the rule's setting key)."""
-    matrices = {}
-    for policy in BN_POLICIES:
-        config = load_config(SMOKE)
-        config.strategy.name, config.train.bn_policy, config.train.epochs = "single_task", policy, 1
-        config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / policy), "none", 0
-        run = run_experiment(config, log=lambda _: None)
-        matrices[policy] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0)
-                            for m in ("mIoU", "mAP", "top1")}
+    matrices = {policy: _single_task_matrices(tmp_path / policy, bn_policy=policy) for policy in BN_POLICIES}
     for policy in ("freeze_after_first", "per_task"):
         for metric, matrix in matrices["train"].items():
             pd.testing.assert_frame_equal(matrix, matrices[policy][metric])
@@ -239,20 +243,14 @@ def test_a_single_task_run_does_not_depend_on_positive_loss_weights(tmp_path):
     the loss: the run with loss weights equals the plain one (up to AdamW's eps), so positive weights
     leave the rule's setting key (a joint run with weighted losses has the plain single_task reference);
     a weight of 0 stays in it."""
-    matrices = {}
-    for name, weights in {"plain": {}, "weighted": {"seg": 3.0, "det": 0.5, "cls": 2.0}}.items():
-        config = load_config(SMOKE)
-        config.strategy.name, config.train.task_weights, config.train.epochs = "single_task", weights, 1
-        config.run.out, config.run.logger, config.run.bootstrap_resamples = str(tmp_path / name), "none", 0
-        run = run_experiment(config, log=lambda _: None)
-        matrices[name] = {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0)
-                          for m in ("mIoU", "mAP", "top1")}
-    for metric, matrix in matrices["plain"].items():
-        pd.testing.assert_frame_equal(matrix, matrices["weighted"][metric], atol=1e-3, rtol=0)
-    plain = load_config(SMOKE)
-    key = setting_key(to_dict(plain))
-    assert setting_key(to_dict(apply_set(plain, ["strategy.name=joint", "train.task_weights.seg=3"]))) == key
-    assert setting_key(to_dict(apply_set(plain, ["train.task_weights.det=0"]))) != key
+    plain = _single_task_matrices(tmp_path / "plain")
+    weighted = _single_task_matrices(tmp_path / "weighted", task_weights={"seg": 3.0, "det": 0.5, "cls": 2.0})
+    for metric, matrix in plain.items():
+        pd.testing.assert_frame_equal(matrix, weighted[metric], atol=1e-3, rtol=0)
+    config = load_config(SMOKE)
+    key = setting_key(to_dict(config))
+    assert setting_key(to_dict(apply_set(config, ["strategy.name=joint", "train.task_weights.seg=3"]))) == key
+    assert setting_key(to_dict(apply_set(config, ["train.task_weights.det=0"]))) != key
 
 
 def test_bn_per_task_statistics_are_swapped_in_for_evaluation():
