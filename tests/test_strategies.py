@@ -217,11 +217,8 @@ def test_bn_freeze_after_first_keeps_statistics():
 
 def _single_task_matrices(out: Path, **train) -> dict[str, pd.DataFrame]:
     """The metric matrices of a one-epoch single_task run on the smoke with ``train`` settings."""
-    config = load_config(SMOKE)
-    config.strategy.name, config.train.epochs = "single_task", 1
-    for key, value in train.items():
-        setattr(config.train, key, value)
-    config.run.out, config.run.logger, config.run.bootstrap_resamples = str(out), "none", 0
+    config = smoke(out, "single_task", epochs=1, **train)
+    config.run.logger, config.run.bootstrap_resamples = "none", 0
     run = run_experiment(config, log=lambda _: None)
     return {m: pd.read_csv(run.run_dir / f"matrix_{m}.csv", index_col=0) for m in ("mIoU", "mAP", "top1")}
 
